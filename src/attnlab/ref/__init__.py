@@ -1,0 +1,37 @@
+"""The NumPy reference: attention written to be read next to the textbook.
+
+Every torch path in attnlab is tested against these functions. They import nothing but NumPy,
+take batch-first ``[batch, seq, d]`` arrays (unbatched ``[seq, d]`` works too) and keep the
+exercise signatures of the attention chapter.
+"""
+
+from .attention import (
+    argmax_attention,
+    attention,
+    attention_scores,
+    attention_weights,
+    create_causal_mask,
+    masked_attention,
+    softmax,
+)
+from .backward import attention_backward, attention_backward_from_cache, attention_forward
+from .mha import MultiHeadAttention
+from .positions import positional_encoding
+from .relative import relative_attention, relative_shift
+
+__all__ = [
+    "MultiHeadAttention",
+    "argmax_attention",
+    "attention",
+    "attention_backward",
+    "attention_backward_from_cache",
+    "attention_forward",
+    "attention_scores",
+    "attention_weights",
+    "create_causal_mask",
+    "masked_attention",
+    "positional_encoding",
+    "relative_attention",
+    "relative_shift",
+    "softmax",
+]
