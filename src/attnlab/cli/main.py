@@ -20,7 +20,7 @@ class CLIError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage mistake in one line instead of usage + message."""
 
-    def error(self, message: str):  # noqa: D401 - argparse's hook
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -44,7 +44,7 @@ class MultiHeadAttention:
         self.attention_weights: np.ndarray | None = None
 
     def head_weights(self, head: int) -> dict[str, np.ndarray]:
-        """The slices of W_q, W_k, W_v (``[d_model, d_k]``) and W_o (``[d_k, d_model]``) of one head."""
+        """One head's slices: W_q, W_k, W_v ``[d_model, d_k]`` and W_o ``[d_k, d_model]``."""
         if not 0 <= head < self.n_heads:
             raise ValueError(f"head: expected 0 ≤ head < {self.n_heads}, got {head}")
         cols = slice(head * self.d_k, (head + 1) * self.d_k)
