@@ -22,9 +22,22 @@ def check_tensor(name: str, x, *, min_dim: int = 2) -> torch.Tensor:
             f"{name}: expected at least {min_dim} dims (..., seq, head_dim), got shape "
             f"{tuple(x.shape)}"
         )
-    if not bool(torch.isfinite(x).all()):
+    if not all_finite(x):
         raise ValueError(f"{name}: contains NaN or infinite values")
     return x
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """Whether every element is finite, at the cost of one reduction in the common case.
+
+    NaN and ±inf propagate through a sum, so a finite sum proves every element finite. Only a
+    non-finite sum (which may also be an overflow of large finite values) needs the full
+    elementwise check, which costs a pass and a temporary as large as ``x``.
+    """
+    with torch.no_grad():
+        if bool(torch.isfinite(x.sum())):
+            return True
+        return bool(torch.isfinite(x).all())
 
 
 def check_qkv(query, key, value, *, enable_gqa: bool = False) -> None:
