@@ -6,6 +6,16 @@ not requested); beside it live the masks and hard (argmax) attention.
 """
 
 from .masks import causal_mask, padding_mask, to_additive
+from .positions import (
+    alibi_bias,
+    alibi_slopes,
+    apply_rope,
+    relative_attention,
+    relative_position_scores,
+    relative_shift,
+    rope_angles,
+    sinusoidal_encoding,
+)
 from .sdpa import (
     argmax_attention,
     attention_scores,
@@ -14,11 +24,19 @@ from .sdpa import (
 )
 
 __all__ = [
+    "alibi_bias",
+    "alibi_slopes",
+    "apply_rope",
     "argmax_attention",
     "attention_scores",
     "causal_mask",
     "masked_softmax",
     "padding_mask",
+    "relative_attention",
+    "relative_position_scores",
+    "relative_shift",
+    "rope_angles",
     "scaled_dot_product_attention",
+    "sinusoidal_encoding",
     "to_additive",
 ]

@@ -79,3 +79,24 @@ def to_additive(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch
     """Boolean mask (True = may attend) → additive mask (0 allowed, −inf blocked)."""
     zeros = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
     return zeros.masked_fill(~mask, float("-inf"))
+
+
+def merge_masks(*masks: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """Combine masks so that a position is allowed only where every mask allows it.
+
+    ``None`` entries are skipped. Boolean masks combine by ``&``; if any mask is additive the
+    result is additive (``dtype``), the boolean ones turned into 0/−inf first. Shapes broadcast.
+    """
+    present = [m for m in masks if m is not None]
+    if not present:
+        return None
+    if all(m.dtype == torch.bool for m in present):
+        merged = present[0]
+        for m in present[1:]:
+            merged = merged & m
+        return merged
+    merged = None
+    for m in present:
+        additive = to_additive(m, dtype) if m.dtype == torch.bool else m.to(dtype)
+        merged = additive if merged is None else merged + additive
+    return merged
