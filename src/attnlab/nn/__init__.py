@@ -1,7 +1,9 @@
 """Attention modules with parameters; they call :mod:`attnlab.functional` for the math."""
 
 from .attention import MultiHeadAttention
+from .blocks import Block, FeedForward, RMSNorm
 from .cache import KVCache, LayerKVCache
+from .gpt import GPT, GPTConfig
 from .positions import (
     ALiBi,
     LearnedPositions,
@@ -11,11 +13,16 @@ from .positions import (
 )
 
 __all__ = [
+    "GPT",
     "ALiBi",
+    "Block",
+    "FeedForward",
+    "GPTConfig",
     "KVCache",
     "LayerKVCache",
     "LearnedPositions",
     "MultiHeadAttention",
+    "RMSNorm",
     "RelativePositions",
     "RotaryEmbedding",
     "SinusoidalPositions",
