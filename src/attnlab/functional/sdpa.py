@@ -124,7 +124,38 @@ def scaled_dot_product_attention(
     dropout_p = check_probability("dropout_p", dropout_p)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
+    return attend(
+        query,
+        key,
+        value,
+        attn_mask,
+        dropout_p,
+        is_causal,
+        scale,
+        enable_gqa,
+        return_weights=return_weights,
+        generator=generator,
+    )
 
+
+def attend(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+    *,
+    return_weights: bool = False,
+    generator: torch.Generator | None = None,
+):
+    """:func:`scaled_dot_product_attention` without the boundary checks.
+
+    For callers inside attnlab whose inputs are already known to be well formed (the modules
+    compute query, key and value themselves); users call the checked function.
+    """
     if not return_weights and (dropout_p == 0.0 or generator is None):
         return F.scaled_dot_product_attention(
             query,

@@ -14,10 +14,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from attnlab.functional import scaled_dot_product_attention
 from attnlab.functional.masks import causal_mask, merge_masks
 from attnlab.functional.positions import relative_position_scores
-from attnlab.functional.validation import check_length
+from attnlab.functional.sdpa import attend
+from attnlab.functional.validation import check_length, check_mask
 
 from .cache import LayerKVCache
 from .positions import ALiBi, RelativePositions, RotaryEmbedding
@@ -196,6 +196,9 @@ class MultiHeadAttention(nn.Module):
             self._record("k with cache", k)
             self._record("v with cache", v)
         seq_k = k.shape[2]
+        # The projections above produced q, k, v, so only the user's mask needs checking.
+        if attn_mask is not None:
+            check_mask(attn_mask, q, k)
 
         masks = [attn_mask]
         fused_causal = False
@@ -214,7 +217,7 @@ class MultiHeadAttention(nn.Module):
         mask = merge_masks(*masks, dtype=q.dtype)
 
         weights_wanted = need_weights or self.backend == "naive"
-        result = scaled_dot_product_attention(
+        result = attend(
             q,
             k,
             v,
