@@ -2,10 +2,12 @@
 
 ``scaled_dot_product_attention`` has the semantics of
 ``torch.nn.functional.scaled_dot_product_attention`` (and dispatches to it when the weights are
-not requested); beside it live the masks and hard (argmax) attention.
+not requested); beside it live the masks, hard (argmax) attention, positional encodings and the
+einsum decoding steps of MHA and MQA.
 """
 
-from .masks import causal_mask, padding_mask, to_additive
+from .decoding import mha_decode_step, mqa_decode_step, weights_from_module
+from .masks import causal_mask, merge_masks, padding_mask, to_additive
 from .positions import (
     alibi_bias,
     alibi_slopes,
@@ -31,6 +33,9 @@ __all__ = [
     "attention_scores",
     "causal_mask",
     "masked_softmax",
+    "merge_masks",
+    "mha_decode_step",
+    "mqa_decode_step",
     "padding_mask",
     "relative_attention",
     "relative_position_scores",
@@ -39,4 +44,5 @@ __all__ = [
     "scaled_dot_product_attention",
     "sinusoidal_encoding",
     "to_additive",
+    "weights_from_module",
 ]
