@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from attnlab.nn import GPT, GPTConfig
 from attnlab.nn.gpt import GPT_POSITIONS
 from attnlab.train import TrainConfig, load_checkpoint, plot_loss_curve, read_metrics, train
+from attnlab.train.distributed import launch, setup, teardown
 from attnlab.train.trainer import CHECKPOINT_DIR, METRICS_FILE
 
 
@@ -51,6 +53,13 @@ def register(sub) -> None:
     parser.add_argument("--out", default="out", help="output directory (default: out)")
     parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel processes on this machine (runs torchrun --standalone); "
+        "--batch-size is the global batch, split across them",
+    )
     parser.set_defaults(run=run_train)
 
     gen = sub.add_parser(
@@ -106,6 +115,35 @@ def run_train(args) -> int:
     # Build a throwaway module to surface shape errors (heads vs d_model …) before any data work.
     with torch.device("meta"):
         GPT(model_config)
+    if args.nproc < 1:
+        raise ValueError(f"--nproc: expected a positive integer, got {args.nproc}")
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        if train_config.batch_size % args.nproc:
+            raise ValueError(
+                f"--batch-size: expected a multiple of --nproc {args.nproc}, got "
+                f"{train_config.batch_size}"
+            )
+        return launch(args.nproc, _argv_without_nproc(sys.argv[1:]))
+    rank = setup()
+    try:
+        return _train_here(args, model_config, train_config, rank)
+    finally:
+        teardown(rank)
+
+
+def _argv_without_nproc(argv: list[str]) -> list[str]:
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
+
+
+def _train_here(args, model_config, train_config, rank) -> int:
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("[bold]train"),
@@ -115,7 +153,7 @@ def run_train(args) -> int:
         TextColumn("{task.fields[speed]}"),
         TimeRemainingColumn(),
         console=console,
-        disable=args.quiet,
+        disable=args.quiet or not rank.is_main,
     )
     with progress:
         task = progress.add_task("train", total=train_config.max_iters, loss=float("nan"), speed="")
@@ -137,7 +175,10 @@ def run_train(args) -> int:
             resume=args.resume,
             on_iteration=on_iteration,
             on_evaluation=on_evaluation,
+            rank=rank,
         )
+    if not rank.is_main:
+        return 0
     out = Path(train_config.out)
     plot_loss_curve(read_metrics(out / METRICS_FILE), out / "loss.png")
     last = result.evaluations[-1] if result.evaluations else None

@@ -22,6 +22,7 @@ from attnlab.data.batches import check_length_for_context
 from attnlab.nn import GPT, GPTConfig
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .distributed import Rank, barrier, mean_across_ranks
 
 CHECKPOINT_DIR = "checkpoint"
 METRICS_FILE = "metrics.jsonl"
@@ -143,6 +144,7 @@ def train(
     until: int | None = None,
     on_iteration: Callable[[int, float, float], None] | None = None,
     on_evaluation: Callable[[dict], None] | None = None,
+    rank: Rank | None = None,
 ) -> TrainResult:
     """Train a GPT and write checkpoints and ``metrics.jsonl`` under ``config.out``.
 
@@ -152,7 +154,18 @@ def train(
             ``max_iters``); the last checkpoint is the one of the last evaluation.
         on_iteration: called as ``(iteration, loss, lr)`` after each optimizer step.
         on_evaluation: called with each metrics record.
+        rank: this process's place in a data-parallel group (see
+            :mod:`attnlab.train.distributed`). Every rank draws the same global batch from the
+            same sampler and trains on its own slice of rows; gradients are averaged, so the
+            update equals the single-process one on the whole batch. Rank 0 evaluates, logs and
+            writes checkpoints.
     """
+    rank = rank or Rank()
+    if config.batch_size % rank.world_size:
+        raise ValueError(
+            f"--batch-size: expected a multiple of the {rank.world_size} processes, got "
+            f"{config.batch_size}"
+        )
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = out / CHECKPOINT_DIR
@@ -171,12 +184,17 @@ def train(
         sampler.set_state(checkpoint.rng_states["sampler"])
         # Records written after this checkpoint (by a run that then crashed) are redone.
         metrics = out / METRICS_FILE
-        kept = [
-            line
-            for line in (metrics.read_text().splitlines() if metrics.exists() else [])
-            if line.strip() and json.loads(line)["iter"] <= start
-        ]
-        metrics.write_text("".join(line + "\n" for line in kept))
+        kept = (
+            []
+            if not rank.is_main
+            else [
+                line
+                for line in (metrics.read_text().splitlines() if metrics.exists() else [])
+                if line.strip() and json.loads(line)["iter"] <= start
+            ]
+        )
+        if rank.is_main:
+            metrics.write_text("".join(line + "\n" for line in kept))
     else:
         tokenizer, train_ids, val_ids = prepare(model_config, config)
         model_config = GPTConfig(**{**model_config.to_dict(), "vocab_size": tokenizer.vocab_size})
@@ -184,7 +202,13 @@ def train(
         model = GPT(model_config)
         optimizer = make_optimizer(model, config)
         sampler = torch.Generator().manual_seed(config.seed)
-        (out / METRICS_FILE).write_text("")
+        if rank.is_main:
+            (out / METRICS_FILE).write_text("")
+    trained = model
+    if rank.distributed:
+        trained = torch.nn.parallel.DistributedDataParallel(model)
+    share = config.batch_size // rank.world_size
+    rows = slice(rank.rank * share, (rank.rank + 1) * share)
     context = model.config.context
     result = TrainResult()
     stop = config.max_iters if until is None else min(until, config.max_iters)
@@ -192,12 +216,16 @@ def train(
     tokens_per_step = config.batch_size * context * config.grad_accum
 
     def evaluate(it: int) -> None:
+        if not rank.is_main:
+            barrier(rank)  # wait while rank 0 evaluates and writes the checkpoint
+            return
         record = {
             "iter": it,
             "train_loss": estimate_loss(model, train_ids, config, context, config.seed + 1),
             "val_loss": estimate_loss(model, val_ids, config, context, config.seed + 2),
             "lr": learning_rate(min(it, config.max_iters - 1), config),
             "tokens_per_s": tokens_per_step / _median(step_times) if step_times else None,
+            "processes": rank.world_size,
             "time": time.time(),
         }
         with open(out / METRICS_FILE, "a") as f:
@@ -208,6 +236,7 @@ def train(
         state = {"iteration": it, "train_config": asdict(config), "last_eval": record}
         rng = {"torch": torch.get_rng_state(), "sampler": sampler.get_state()}
         result.checkpoint = save_checkpoint(checkpoint_dir, model, tokenizer, state, optimizer, rng)
+        barrier(rank)
 
     model.train()
     for it in range(start, stop):
@@ -220,9 +249,10 @@ def train(
         total = 0.0
         for _ in range(config.grad_accum):
             x, y = random_batch(train_ids, config.batch_size, context, sampler)
-            _, loss = model(x, y)
+            _, loss = trained(x[rows], y[rows])
             (loss / config.grad_accum).backward()
             total += loss.item() / config.grad_accum
+        total = mean_across_ranks(total, rank)
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
