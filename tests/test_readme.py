@@ -33,7 +33,8 @@ def test_main_job_runs_through_the_wrapper():
     assert "all checks passed" in out.stdout
 
 
-def test_attnlab_commands_in_the_readme(capsys):
+def test_attnlab_commands_in_the_readme(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # commands write under out/
     commands = [
         line
         for language, body in BLOCKS[1:]
@@ -41,11 +42,14 @@ def test_attnlab_commands_in_the_readme(capsys):
         for line in body.splitlines()
         if line.startswith("attnlab ")
     ]
-    assert len(commands) >= 3
+    assert len(commands) >= 6
     for command in commands:
         assert main(shlex.split(command)[1:]) == 0, command
     out = capsys.readouterr().out
     assert "0.8600" in out and "2.7586" in out and "[1.0000  4.0000  3.0000]" in out
+    assert out.count("ROMEO:") == 1  # generate printed its continuation
+    for run in ("shakespeare", "shakespeare-2proc"):
+        assert (tmp_path / "out" / run / "checkpoint" / "checkpoint.json").exists()
 
 
 def test_python_blocks_run():

@@ -123,7 +123,7 @@ def run_train(args) -> int:
                 f"--batch-size: expected a multiple of --nproc {args.nproc}, got "
                 f"{train_config.batch_size}"
             )
-        return launch(args.nproc, _argv_without_nproc(sys.argv[1:]))
+        return launch(args.nproc, _argv_without_nproc(args.argv))
     rank = setup()
     try:
         return _train_here(args, model_config, train_config, rank)
@@ -196,14 +196,6 @@ def run_generate(args) -> int:
     ids = tokenizer.encode(args.prompt)
     if not ids:
         raise ValueError("--prompt: encodes to no tokens; give at least one character")
-    context = model.config.context
-    if len(ids) + args.max_new_tokens > context:
-        ids = ids[-max(1, context - args.max_new_tokens) :]
-        if len(ids) + args.max_new_tokens > context:
-            raise ValueError(
-                f"--max-new-tokens: at most {context - 1} for this model's context {context}, "
-                f"got {args.max_new_tokens}"
-            )
     out = model.generate(
         torch.tensor([ids]),
         args.max_new_tokens,

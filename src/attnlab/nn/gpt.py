@@ -212,7 +212,9 @@ class GPT(nn.Module):
         ``temperature=0`` is greedy decoding. ``top_k`` keeps the k most likely tokens,
         ``top_p`` the smallest set whose probability reaches p (nucleus sampling, Holtzman et
         al., 2020). ``seed`` makes sampling reproducible. With ``use_cache=False`` every step
-        recomputes the whole prefix (the O(T²) baseline the cache removes).
+        recomputes the whole prefix (the O(T²) baseline the cache removes). The model sees at
+        most its last ``context`` tokens: once the sequence is longer, every step recomputes that
+        window (positions move with it, so cached keys no longer apply), with or without cache.
         """
         check_length("max_new_tokens", max_new_tokens)
         if temperature < 0:
@@ -221,23 +223,23 @@ class GPT(nn.Module):
             raise ValueError(f"top_k: expected 1 … {self.config.vocab_size}, got {top_k}")
         if top_p is not None and not 0.0 < top_p <= 1.0:
             raise ValueError(f"top_p: expected a number in (0, 1], got {top_p}")
-        self._check_ids(idx, 0)
-        total = idx.shape[1] + max_new_tokens
-        if total > self.config.context:
-            raise ValueError(
-                f"max_new_tokens: prompt {idx.shape[1]} + {max_new_tokens} new tokens exceed the "
-                f"context {self.config.context}"
-            )
+        context = self.config.context
+        self._check_ids(idx[:, -context:], 0)
         generator = None
         if seed is not None:
             generator = torch.Generator(device=idx.device).manual_seed(seed)
-        cache = self.new_cache(idx.shape[0], total) if use_cache else None
+        window = idx[:, -context:]
+        total = window.shape[1] + max_new_tokens
+        cache = self.new_cache(idx.shape[0], min(total, context)) if use_cache else None
         was_training = self.training
         self.eval()
         try:
-            step_input = idx
+            step_input = window
             for _ in range(max_new_tokens):
-                logits = self(step_input if use_cache else idx, cache=cache)[:, -1, :]
+                if cache is not None and cache.length + step_input.shape[1] <= context:
+                    logits = self(step_input, cache=cache)[:, -1, :]
+                else:
+                    logits = self(idx[:, -context:])[:, -1, :]
                 next_id = _sample(logits, temperature, top_k, top_p, generator)
                 idx = torch.cat([idx, next_id], dim=1)
                 step_input = next_id
