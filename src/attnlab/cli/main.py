@@ -8,9 +8,9 @@ import sys
 
 from attnlab import __version__
 
-from . import attend, verify
+from . import attend, calc, trace, train, verify
 
-COMMANDS = (attend, verify)
+COMMANDS = (attend, calc, trace, verify, train)
 
 
 class CLIError(Exception):
@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # the command line as given, for commands that re-launch themselves
     if args.command is None:
         parser.print_help()
         return 0
