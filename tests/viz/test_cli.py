@@ -1,6 +1,5 @@
 """``attnlab viz``: the three files from a record, argument errors in one line, a real model."""
 
-import importlib.util
 import json
 import sys
 import types
@@ -101,9 +100,6 @@ def test_command_mistakes_are_one_line(tmp_path, fake_inspect, capsys, extra, me
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    importlib.util.find_spec("attnlab.inspect") is None, reason="attnlab.inspect not built yet"
-)
 def test_command_end_to_end_with_minilm(tmp_path, capsys):
     from attnlab.inspect import capture
 
