@@ -18,6 +18,7 @@ from . import (  # noqa: F401
     sinusoidal_offset,
     rope_relative,
     norms,
+    model_comparisons,
 )
 
 # isort: on

@@ -71,6 +71,7 @@ class TrainResult:
     tokens_per_s: float = 0.0
     iterations_per_s: float = 0.0
     checkpoint: Path | None = None
+    parameters: int = 0
 
 
 def learning_rate(it: int, config: TrainConfig) -> float:
@@ -210,7 +211,7 @@ def train(
     share = config.batch_size // rank.world_size
     rows = slice(rank.rank * share, (rank.rank + 1) * share)
     context = model.config.context
-    result = TrainResult()
+    result = TrainResult(parameters=model.num_parameters())
     stop = config.max_iters if until is None else min(until, config.max_iters)
     step_times: list[float] = []
     tokens_per_step = config.batch_size * context * config.grad_accum
