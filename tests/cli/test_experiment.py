@@ -19,12 +19,14 @@ NAMES = [
     "sinusoidal-offset",
     "rope-relative",
     "prenorm-vs-postnorm",
+    "positions",
+    "norm-ffn",
 ]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("args", [["experiment", "--list"], ["experiment"]])
-def test_list_shows_all_eight(capsys, args):
+def test_list_shows_all(capsys, args):
     assert main(args) == 0
     out = capsys.readouterr().out
     for name in NAMES:

@@ -23,10 +23,12 @@ NAMES = [
     "sinusoidal-offset",
     "rope-relative",
     "prenorm-vs-postnorm",
+    "positions",
+    "norm-ffn",
 ]
 
 
-def test_all_eight_are_registered_with_typed_documented_parameters():
+def test_all_are_registered_with_typed_documented_parameters():
     assert [spec.name for spec in list_experiments()] == NAMES
     for spec in list_experiments():
         assert spec.title and spec.description and "seed" in spec.question
