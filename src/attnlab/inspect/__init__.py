@@ -6,6 +6,7 @@ tokens; :mod:`~attnlab.inspect.heads` scores each head (previous-token, inductio
 """
 
 from .capture import capture, readable_tokens, resolve_model
+from .contexts import WordInContext, compare_contexts, find_word, word_in_context
 from .heads import (
     DEFAULT_THRESHOLDS,
     MASS_SCORES,
@@ -40,10 +41,13 @@ __all__ = [
     "HeadScores",
     "ModelInfo",
     "Specialist",
+    "WordInContext",
     "available_models",
     "capture",
     "classify",
+    "compare_contexts",
     "compare_trained_random",
+    "find_word",
     "head_scores",
     "induction_record",
     "is_delimiter",
@@ -57,4 +61,5 @@ __all__ = [
     "repeated_random_tokens",
     "resolve_model",
     "target_patterns",
+    "word_in_context",
 ]
