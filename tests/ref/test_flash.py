@@ -38,9 +38,9 @@ def test_matches_plain_reference(batch, seq_q, seq_k, d_k, d_v, block_q, block_k
         options |= {"causal": True, "causal_align": causal}
     mask = _causal(seq_q, seq_k, causal) if causal else None
 
-    O, L = flash_attention_forward(Q, K, V, **options)
+    out, L = flash_attention_forward(Q, K, V, **options)
     expected = ref.attention(Q, K, V) if mask is None else ref.masked_attention(Q, K, V, mask)
-    assert np.abs(O - expected).max() <= 1e-12
+    assert np.abs(out - expected).max() <= 1e-12
 
     scores = ref.attention_scores(Q, K, mask)  # the log-sum-exp of each query's scores
     row_max = scores.max(axis=-1)
@@ -50,7 +50,7 @@ def test_matches_plain_reference(batch, seq_q, seq_k, d_k, d_v, block_q, block_k
     assert np.all(np.isneginf(L[empty]))
     assert np.abs(L[~empty] - lse[~empty]).max(initial=0.0) <= 1e-12
 
-    grads = flash_attention_backward(Q, K, V, O, L, dO, **options)
+    grads = flash_attention_backward(Q, K, V, out, L, dO, **options)
     for mine, theirs in zip(grads, ref.attention_backward(Q, K, V, dO, mask), strict=True):
         assert mine.shape == theirs.shape
         assert np.abs(mine - theirs).max() <= 1e-10
@@ -61,9 +61,9 @@ def test_broadcast_batch_dims_and_scale():
     Q = rng.standard_normal((2, 3, 7, 4))  # [batch, heads, seq_q, d]
     K, V = rng.standard_normal((3, 6, 4)), rng.standard_normal((3, 6, 5))  # shared over batch
     dO = rng.standard_normal((2, 3, 7, 5))
-    O, L = flash_attention_forward(Q, K, V, scale=0.7, block_q=3, block_k=4)
-    assert np.abs(O - ref.attention(Q, K, V, scale=0.7)).max() <= 1e-12
-    grads = flash_attention_backward(Q, K, V, O, L, dO, scale=0.7, block_q=3, block_k=4)
+    out, L = flash_attention_forward(Q, K, V, scale=0.7, block_q=3, block_k=4)
+    assert np.abs(out - ref.attention(Q, K, V, scale=0.7)).max() <= 1e-12
+    grads = flash_attention_backward(Q, K, V, out, L, dO, scale=0.7, block_q=3, block_k=4)
     expected = ref.attention_backward(Q, K, V, dO, scale=0.7)
     for mine, theirs in zip(grads, expected, strict=True):
         assert mine.shape == theirs.shape
@@ -73,11 +73,11 @@ def test_broadcast_batch_dims_and_scale():
 def test_no_key_visible_gives_zero_output_and_gradient():
     rng = np.random.default_rng(1)
     Q, K, V = rng.standard_normal((6, 3)), rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
-    O, L = flash_attention_forward(Q, K, V, causal=True, causal_align="bottom_right", block_q=4)
+    out, L = flash_attention_forward(Q, K, V, causal=True, causal_align="bottom_right", block_q=4)
     dQ, _, _ = flash_attention_backward(
-        Q, K, V, O, L, np.ones_like(O), causal=True, causal_align="bottom_right", block_q=4
+        Q, K, V, out, L, np.ones_like(out), causal=True, causal_align="bottom_right", block_q=4
     )
-    assert np.all(O[:4] == 0) and np.all(np.isneginf(L[:4])) and np.all(dQ[:4] == 0)
+    assert np.all(out[:4] == 0) and np.all(np.isneginf(L[:4])) and np.all(dQ[:4] == 0)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from attnlab.nn import GPT, GPTConfig
+from attnlab.nn.attention import BACKENDS
 from attnlab.nn.gpt import GPT_POSITIONS
 from attnlab.train import TrainConfig, load_checkpoint, plot_loss_curve, read_metrics, train
 from attnlab.train.distributed import launch, setup, teardown
@@ -38,7 +39,7 @@ def register(sub) -> None:
     model.add_argument("--norm", choices=("layernorm", "rmsnorm"), default="layernorm")
     model.add_argument("--norm-position", choices=("pre", "post"), default="pre")
     model.add_argument("--ffn", choices=("gelu", "swiglu"), default="gelu")
-    model.add_argument("--backend", choices=("sdpa", "naive"), default="sdpa")
+    model.add_argument("--backend", choices=BACKENDS, default="sdpa")
     model.add_argument("--dropout", type=float, default=0.0)
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--batch-size", type=int, default=12)

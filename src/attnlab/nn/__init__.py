@@ -2,7 +2,7 @@
 
 from .attention import MultiHeadAttention
 from .blocks import Block, FeedForward, RMSNorm
-from .cache import KVCache, LayerKVCache
+from .cache import KVCache, LayerKVCache, LayerLinearState, LinearStateCache
 from .gpt import GPT, GPTConfig
 from .positions import (
     ALiBi,
@@ -20,7 +20,9 @@ __all__ = [
     "GPTConfig",
     "KVCache",
     "LayerKVCache",
+    "LayerLinearState",
     "LearnedPositions",
+    "LinearStateCache",
     "MultiHeadAttention",
     "RMSNorm",
     "RelativePositions",

@@ -14,15 +14,18 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from attnlab.functional.feature_maps import FEATURE_MAPS, feature_map
+from attnlab.functional.flash import flash_attention
+from attnlab.functional.linear import kernel_attention, linear_attend, linear_attention_decode
 from attnlab.functional.masks import causal_mask, merge_masks
 from attnlab.functional.positions import relative_position_scores
 from attnlab.functional.sdpa import attend
 from attnlab.functional.validation import check_length, check_mask
 
-from .cache import LayerKVCache
+from .cache import LayerKVCache, LayerLinearState
 from .positions import ALiBi, RelativePositions, RotaryEmbedding
 
-BACKENDS = ("sdpa", "naive")
+BACKENDS = ("sdpa", "naive", "flash", *(f"linear:{name}" for name in FEATURE_MAPS))
 POSITIONS = (None, "rope", "alibi", "relative")
 
 
@@ -38,8 +41,13 @@ class MultiHeadAttention(nn.Module):
         d_context: width of the context in cross attention (default ``d_model``).
         bias: whether the projections have biases (True, as in ``torch.nn.MultiheadAttention``).
         dropout: attention-weight dropout, active in training mode only.
-        backend: ``"sdpa"`` (torch's fused kernel unless weights are requested) or ``"naive"``
-            (the explicit path that materialises the weights).
+        backend: ``"sdpa"`` (torch's fused kernel unless weights are requested), ``"naive"``
+            (the explicit path that materialises the weights), ``"flash"`` (attnlab's tiled
+            exact attention, O(T) memory) or ``"linear:<feature map>"`` (kernelized linear
+            attention: ``linear:elu``, ``linear:relu``, ``linear:poly2``, ``linear:favor+``; a
+            different function from softmax attention, decoded with a constant-size state).
+            Flash and linear take no additive biases (ALiBi, relative), no attention dropout
+            and no ``attn_mask``; incompatible choices fail at construction.
         positions: ``None``, ``"rope"`` (rotary, applied to queries and keys), ``"alibi"``
             (linear biases per head) or ``"relative"`` (Transformer-XL, causal self-attention).
         rope_base, rope_interleaved: RoPE's frequency base and pairing convention.
@@ -84,6 +92,19 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"positions: expected one of {POSITIONS}, got {positions!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
+        self.kind = backend.split(":")[0]  # sdpa | naive | flash | linear
+        if self.kind in ("flash", "linear"):
+            if positions in ("alibi", "relative"):
+                raise ValueError(
+                    f"positions: backend {backend!r} adds no score biases, which "
+                    f"positions={positions!r} needs; use backend 'sdpa' or 'naive', or "
+                    "positions None or 'rope'"
+                )
+            if dropout > 0:
+                raise ValueError(
+                    f"dropout: backend {backend!r} forms no weights to drop; got {dropout}, "
+                    "use 0 or backend 'sdpa'"
+                )
         self.d_model, self.n_heads, self.n_kv_heads = d_model, n_heads, n_kv_heads
         self.head_dim = d_model // n_heads
         self.d_value, self.value_head_dim = d_value, d_value // n_heads
@@ -111,6 +132,13 @@ class MultiHeadAttention(nn.Module):
         )
         self.alibi = ALiBi(n_heads) if positions == "alibi" else None
         self.relative = RelativePositions(d_model, n_heads) if positions == "relative" else None
+        self.feature_map = None
+        if self.kind == "linear":
+            name = backend.split(":", 1)[1]
+            options = {"head_dim": self.head_dim} if name == "favor+" else {}
+            self.feature_map = feature_map(name, **options)
+            if name == "favor+":  # the random features move and save with the module
+                self.register_buffer("omega", self.feature_map.omega)
         # Called as recorder(name, tensor) at each step of forward: shape traces and captures.
         self.recorder: Callable[[str, torch.Tensor], None] | None = None
 
@@ -132,7 +160,7 @@ class MultiHeadAttention(nn.Module):
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = False,
         need_weights: bool = False,
-        cache: LayerKVCache | None = None,
+        cache: LayerKVCache | LayerLinearState | None = None,
     ):
         """Attend from ``x`` to itself (or to ``context``).
 
@@ -145,7 +173,8 @@ class MultiHeadAttention(nn.Module):
                 new queries are aligned bottom-right after the cached tokens.
             need_weights: also return the ``(batch, n_heads, seq_q, seq_k)`` weights.
             cache: a :class:`LayerKVCache` (self-attention): the new keys and values are
-                appended and attention runs over everything cached so far.
+                appended and attention runs over everything cached so far. The linear backends
+                take a :class:`LayerLinearState` instead: the running sums of φ(k)vᵀ and φ(k).
         """
         self._check_input("x", x, self.d_model)
         if context is not None:
@@ -163,6 +192,16 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(
                 f"context: required, this module was built for cross attention over a "
                 f"context of width {self.d_context}"
+            )
+        if self.kind in ("flash", "linear") and attn_mask is not None:
+            raise ValueError(
+                f"attn_mask: backend {self.backend!r} supports is_causal but no explicit mask"
+            )
+        wanted_cache = LayerLinearState if self.kind == "linear" else LayerKVCache
+        if cache is not None and not isinstance(cache, wanted_cache):
+            raise TypeError(
+                f"cache: backend {self.backend!r} needs a {wanted_cache.__name__}, got "
+                f"{type(cache).__name__}"
             )
         if self.positions == "relative" and not is_causal:
             raise ValueError(
@@ -191,11 +230,21 @@ class MultiHeadAttention(nn.Module):
         offset = cache.length if cache is not None else 0
         if self.rope is not None:
             q, k = self.rope(q, offset=offset), self.rope(k, offset=offset)
+        gqa = self.n_kv_heads != self.n_heads
+        if self.kind == "linear":
+            out, weights = self._linear(q, k, v, is_causal, need_weights, cache)
+            return self._merge(out, weights, batch, seq_q, need_weights)
         if cache is not None:
             k, v = cache.append(k, v)  # (B, Hkv, offset + S, ·)
             self._record("k with cache", k)
             self._record("v with cache", v)
         seq_k = k.shape[2]
+        if self.kind == "flash" and not need_weights:
+            # Causal queries sit after the cached tokens: bottom-right alignment.
+            out = flash_attention(
+                q, k, v, is_causal=is_causal, causal_align="bottom_right", enable_gqa=gqa
+            )
+            return self._merge(out, None, batch, seq_q, need_weights)
         # The projections above produced q, k, v, so only the user's mask needs checking.
         if attn_mask is not None:
             check_mask(attn_mask, q, k)
@@ -216,6 +265,7 @@ class MultiHeadAttention(nn.Module):
             q = q + self.relative.bias_u[:, None, :]  # content bias u joins the query
         mask = merge_masks(*masks, dtype=q.dtype)
 
+        # Flash with need_weights takes this explicit path too: the same softmax, materialised.
         weights_wanted = need_weights or self.backend == "naive"
         result = attend(
             q,
@@ -224,10 +274,36 @@ class MultiHeadAttention(nn.Module):
             attn_mask=mask,
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=fused_causal,
-            enable_gqa=self.n_kv_heads != self.n_heads,
+            enable_gqa=gqa,
             return_weights=weights_wanted,
         )
         out, weights = result if weights_wanted else (result, None)
+        return self._merge(out, weights, batch, seq_q, need_weights)
+
+    def _linear(self, q, k, v, is_causal, need_weights, cache):
+        """Kernelized attention with φ = ``self.feature_map``; weights from its quadratic form."""
+        fm, gqa = self.feature_map, self.n_kv_heads != self.n_heads
+        if getattr(self, "omega", None) is not None:
+            fm.omega = self.omega  # the buffer, wherever .to() or load_state_dict put it
+        if cache is not None:
+            if need_weights:
+                raise ValueError(
+                    "need_weights: a linear-attention state holds sums, not per-token keys; "
+                    "capture weights without a cache"
+                )
+            if not is_causal:
+                raise ValueError("is_causal: decoding with a linear-attention state is causal")
+            out, cache.state = linear_attention_decode(q, k, v, fm, cache.state, enable_gqa=gqa)
+            cache.length += q.shape[2]
+            return out, None
+        if need_weights:
+            return kernel_attention(
+                q, k, v, fm, causal=is_causal, enable_gqa=gqa, return_weights=True
+            )
+        return linear_attend(q, k, v, fm, causal=is_causal), None
+
+    def _merge(self, out, weights, batch, seq_q, need_weights):
+        """Heads back together and the output projection."""
         if weights is not None:
             self._record("weights", weights)
         self._record("context per head", out)  # (B, H, T, value_head_dim)

@@ -131,3 +131,45 @@ class KVCache:
             * layer.keys.element_size()
             for layer in self.layers
         )
+
+
+class LayerLinearState:
+    """The decoding cache of one linear-attention layer: running sums, not per-token keys.
+
+    ``state`` is a :class:`attnlab.functional.linear.LinearAttentionState` (``None`` before the
+    first token); its size does not grow with the length.
+    """
+
+    def __init__(self):
+        self.state = None
+        self.length = 0
+
+    def reset(self) -> None:
+        self.state, self.length = None, 0
+
+
+class LinearStateCache:
+    """Per-layer :class:`LayerLinearState` for models whose attention is linear; the same
+    interface as :class:`KVCache` (``cache[i]``, ``length``, ``reset``, ``nbytes``)."""
+
+    def __init__(self, n_layers: int):
+        check_length("n_layers", n_layers)
+        self.layers = [LayerLinearState() for _ in range(n_layers)]
+
+    def __getitem__(self, layer: int) -> LayerLinearState:
+        return self.layers[layer]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length
+
+    def reset(self) -> None:
+        for layer in self.layers:
+            layer.reset()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(layer.state.nbytes for layer in self.layers if layer.state is not None)

@@ -16,7 +16,7 @@ from torch import nn
 from attnlab.functional.validation import check_length
 
 from .blocks import FFN_KINDS, NORM_KINDS, NORM_POSITIONS, Block, make_norm
-from .cache import KVCache
+from .cache import KVCache, LinearStateCache
 from .positions import LearnedPositions, SinusoidalPositions
 
 GPT_POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
@@ -124,9 +124,11 @@ class GPT(nn.Module):
         """Distinct parameters (a tied embedding counts once)."""
         return sum(p.numel() for p in self.parameters())
 
-    def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
-        """An empty :class:`KVCache` sized for this model."""
+    def new_cache(self, batch: int, max_len: int | None = None) -> KVCache | LinearStateCache:
+        """An empty :class:`KVCache` sized for this model (running sums for linear attention)."""
         c = self.config
+        if c.backend.startswith("linear:"):
+            return LinearStateCache(c.n_layers)
         weight = self.token_embedding.weight
         return KVCache(
             c.n_layers,

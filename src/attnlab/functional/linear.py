@@ -1,0 +1,473 @@
+"""Kernelized attention: the quadratic reference for any similarity, linear attention by feature
+maps, its causal form by chunked prefix sums, and the recurrent twin for decoding.
+
+For a similarity ``sim(q, k) = φ(q)ᵀφ(k)`` attention is (seed 003 problem 6; Katharopoulos et
+al., 2020, Section 3.2)
+
+    V'_i = Σ_j sim(Q_i, K_j) V_j / Σ_j sim(Q_i, K_j)
+         = φ(Q_i)ᵀ (Σ_j φ(K_j) V_jᵀ) / φ(Q_i)ᵀ (Σ_j φ(K_j)),
+
+and the right-hand side costs O(T · r · d) instead of O(T² · d): linear in the length T, with
+``r`` the feature dimension (seed 004 exercise 13.32 for FAVOR+, whose ``r`` does not grow with
+T). Causal attention sums only over ``j ≤ i``: the state ``S_i = Σ_{j≤i} φ(K_j) V_jᵀ`` and
+``z_i = Σ_{j≤i} φ(K_j)`` are prefix sums, which make the model an RNN (their Section 3.4).
+
+Both sums travel as one tensor ``[S | z]`` of shape ``(r, d_value + 1)``: appending a column of
+ones to the values makes every product with them return the normaliser beside the numerator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .feature_maps import FeatureMap, Kernel
+from .feature_maps import feature_map as make_feature_map
+from .feature_maps import kernel as make_kernel
+from .validation import check_length, check_qkv, check_tensor
+
+# Smallest normaliser Σ_j sim(q_i, k_j) accepted; below it the output is refused, not divided.
+EPS = 1e-6
+# Features held at once, in elements (2²⁵ = 128 MiB of float32). Longer inputs are processed in
+# blocks of rows so that poly2's 2145 features per token at d = 64 still fit in memory.
+BLOCK_ELEMENTS = 2**25
+
+
+@dataclass(frozen=True)
+class LinearAttentionState:
+    """The recurrent state of causal linear attention after ``length`` tokens.
+
+    ``sums`` is ``(batch, kv_heads, r, d_value + 1)``: ``S = Σ_j φ(k_j) v_jᵀ`` in the first
+    ``d_value`` columns and ``z = Σ_j φ(k_j)`` in the last. Its size does not grow with the
+    length: this is the whole "KV cache" of a linear-attention layer.
+    """
+
+    sums: torch.Tensor
+    length: int = 0
+
+    @classmethod
+    def empty(
+        cls,
+        feature_map: FeatureMap | str,
+        batch: int,
+        kv_heads: int,
+        head_dim: int,
+        d_value: int | None = None,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> LinearAttentionState:
+        """Zeros for ``batch × kv_heads`` heads; ``d_value`` defaults to ``head_dim``."""
+        for name, n in (("batch", batch), ("kv_heads", kv_heads), ("head_dim", head_dim)):
+            check_length(name, n)
+        d_value = head_dim if d_value is None else check_length("d_value", d_value)
+        r = make_feature_map(feature_map).output_dim(head_dim)
+        sums = torch.zeros(batch, kv_heads, r, d_value + 1, dtype=dtype, device=device)
+        return cls(sums, 0)
+
+    @property
+    def kv_sum(self) -> torch.Tensor:
+        """``S``, ``(batch, kv_heads, r, d_value)``."""
+        return self.sums[..., :-1]
+
+    @property
+    def key_sum(self) -> torch.Tensor:
+        """``z``, ``(batch, kv_heads, r)``."""
+        return self.sums[..., -1]
+
+    @property
+    def nbytes(self) -> int:
+        return self.sums.numel() * self.sums.element_size()
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    # Half-precision sums over thousands of tokens would lose their low bits: use float32.
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _check_eps(eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 < eps < math.inf:
+        raise ValueError(f"eps: expected a finite positive number, got {eps!r}")
+    return float(eps)
+
+
+def _check_causal(causal, query, key) -> None:
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal: expected a bool, got {type(causal).__name__}")
+    if causal and query.shape[-2] != key.shape[-2]:
+        raise ValueError(
+            f"causal: needs seq_q == seq_k, got query {tuple(query.shape)} and key "
+            f"{tuple(key.shape)}; for new tokens after earlier ones use linear_attention_decode"
+        )
+
+
+def _normalise(numerator: torch.Tensor, normaliser: torch.Tensor, eps: float, what) -> torch.Tensor:
+    """``numerator / normaliser`` after checking every normaliser is finite and above ``eps``.
+
+    A normaliser at or below zero means the query has no positive similarity to the keys it
+    sees; dividing would give ±inf or 0/0 = NaN, so the call fails and says why.
+    """
+    if normaliser.numel() == 0:
+        return numerator / normaliser
+    with torch.no_grad():
+        low, high = torch.aminmax(normaliser)  # one pass; NaN propagates into both
+        if not (float(low) > eps and float(high) < math.inf):
+            ok = (normaliser > eps) & (normaliser < math.inf)
+            bad = (~ok).nonzero()
+            first = tuple(bad[0].tolist()[:-1])
+            value = float(normaliser[tuple(bad[0])])
+            count = bad.shape[0]
+            reason = f"; {what.positivity}" if what.positivity else ""
+            raise ValueError(
+                f"normaliser: Σ_j sim(q_i, k_j) is not a finite number above eps={eps:g} for "
+                f"{count} of {normaliser.numel()} queries (first at index {first}: {value:g}) "
+                f"with {what.name!r}, so their outputs would be inf or NaN{reason}"
+            )
+    return numerator / normaliser
+
+
+def _expand_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """Repeat key/value heads so that query head h uses key/value head ``h // group``."""
+    return x if x.shape[-3] == heads else x.repeat_interleave(heads // x.shape[-3], dim=-3)
+
+
+def kernel_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    kernel="softmax",
+    *,
+    causal: bool = False,
+    eps: float = EPS,
+    enable_gqa: bool = False,
+    return_weights: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """``V'_i = Σ_j sim(Q_i, K_j) V_j / Σ_j sim(Q_i, K_j)``, quadratic in the length: the reference.
+
+    Args:
+        query: ``(..., heads, seq_q, head_dim)``; key ``(..., kv_heads, seq_k, head_dim)``;
+            value ``(..., kv_heads, seq_k, d_value)``.
+        kernel: ``"softmax"`` (``exp(qᵀk/√d)``: equals softmax attention), ``"poly"`` or
+            ``("poly", c, p)`` or a :class:`PolynomialKernel` (``(qᵀk + c)^p``), a feature-map
+            name or object (``φ(q)ᵀφ(k)``: ``"elu"``, ``"relu"``, ``"poly2"``, ``"favor+"``), or a
+            callable ``sim(query, key)`` returning ``(..., seq_q, seq_k)``.
+        causal: query i sums over keys ``j ≤ i`` only (needs ``seq_q == seq_k``).
+        eps: smallest accepted normaliser; a smaller one raises ``ValueError`` (never NaN).
+        enable_gqa: query head h uses key/value head ``h // (heads // kv_heads)``.
+        return_weights: also return the ``(..., heads, seq_q, seq_k)`` normalised weights.
+
+    Returns:
+        ``(..., heads, seq_q, d_value)`` in the query's dtype (half inputs computed in float32).
+    """
+    check_qkv(query, key, value, enable_gqa=enable_gqa)
+    sim_fn: Kernel = make_kernel(kernel)
+    eps = _check_eps(eps)
+    _check_causal(causal, query, key)
+    dtype = _compute_dtype(query.dtype)
+    q, k, v = query.to(dtype), key.to(dtype), value.to(dtype)
+    if enable_gqa:
+        k, v = _expand_heads(k, q.shape[-3]), _expand_heads(v, q.shape[-3])
+    sim = sim_fn.row_scaled(q, k)  # (..., heads, seq_q, seq_k)
+    expected = (*q.shape[:-1], k.shape[-2])
+    if not isinstance(sim, torch.Tensor) or tuple(sim.shape) != expected:
+        got = tuple(sim.shape) if isinstance(sim, torch.Tensor) else type(sim).__name__
+        raise ValueError(f"kernel: expected similarities of shape {expected}, got {got}")
+    if causal:
+        future = torch.ones(sim.shape[-2:], dtype=torch.bool, device=sim.device).triu(1)
+        sim = sim.masked_fill(future, 0.0)
+    weights = _normalise(sim, sim.sum(dim=-1, keepdim=True), eps, sim_fn)
+    out = (weights @ v).to(query.dtype)
+    return (out, weights.to(query.dtype)) if return_weights else out
+
+
+def _canonical(query, key, value):
+    """Views ``q (n, G, seq_q, d)``, ``k (n, seq_k, d)``, ``v (n, seq_k, d_value)``: ``n`` is
+    batch × kv_heads and the ``G`` query heads of a group (adjacent, ``h // G``) share one."""
+    dtype = _compute_dtype(query.dtype)
+    heads = query.shape[-3] if query.dim() >= 3 else 1
+    groups = heads // (key.shape[-3] if key.dim() >= 3 else 1)
+    n = math.prod(key.shape[:-2])  # not -1: a length of 0 would leave it ambiguous
+    q = query.to(dtype).reshape(n, groups, *query.shape[-2:])
+    k = key.to(dtype).reshape(n, *key.shape[-2:])
+    v = value.to(dtype).reshape(n, *value.shape[-2:])
+    return q, k, v
+
+
+def _with_ones(v: torch.Tensor) -> torch.Tensor:
+    """``[v, 1]``, ``(n, seq, d_value + 1)``, written once (``F.pad`` would fill, then copy)."""
+    out = v.new_empty((*v.shape[:-1], v.shape[-1] + 1))
+    out[..., :-1] = v
+    out[..., -1] = 1.0
+    return out
+
+
+def _default_chunk(r: int, d_value: int) -> int:
+    """Chunk length C for the causal form: √(r · d_value) rounded to a power of two in [16, 512].
+
+    Within a chunk the masked quadratic form costs ~2·C·(r + d_value) per token, the state
+    before each chunk ~2·r·d_value/C per token in memory: C = √(r·d_value) balances memory
+    between the two at O(T · (r + d_value)).
+    """
+    return 2 ** min(9, max(4, round(math.log2(math.sqrt(r * (d_value + 1))))))
+
+
+def _block_rows(rows_per_token: int, r: int, multiple: int) -> int:
+    """How many tokens to featurise at once: BLOCK_ELEMENTS features, a multiple of ``multiple``."""
+    rows = max(1, BLOCK_ELEMENTS // max(1, rows_per_token * r))
+    return max(multiple, rows // multiple * multiple)
+
+
+def _causal_segment(fq, fk, va, sums, chunk):
+    """Causal linear attention over one segment whose length is a multiple of ``chunk``.
+
+    Args:
+        fq: ``(n, G, L, r)`` query features; fk ``(n, L, r)``; va ``(n, L, d_value + 1)``.
+        sums: ``(n, r, d_value + 1)`` state ``[S | z]`` of the tokens before, or None.
+
+    Returns:
+        ``(n, G, L, d_value + 1)`` numerators and normalisers, and the state after the segment.
+    """
+    n, groups, length, r = fq.shape
+    c = chunk
+    fq = fq.reshape(n, groups, length // c, c, r)  # (n, G, m, C, r)
+    fk = fk.reshape(n, length // c, c, r)  # (n, m, C, r)
+    va = va.reshape(n, length // c, c, va.shape[-1])  # (n, m, C, d_value + 1)
+    chunk_sums = fk.transpose(-2, -1) @ va  # (n, m, r, d_value + 1): each chunk's Σ φ(k)[v,1]ᵀ
+    # Exclusive prefix sums over the chunks: the state each chunk starts from. A loop of m adds
+    # on (n, r, d_value + 1) slices moves each element once; torch's cumsum along a middle dim
+    # took 2.5 copies' time here.
+    before = torch.empty_like(chunk_sums)
+    state = fq.new_zeros(chunk_sums[:, 0].shape) if sums is None else sums
+    for i in range(length // c):
+        before[:, i] = state
+        state = state + chunk_sums[:, i]
+    out = fq @ before.unsqueeze(1)  # (n, G, m, C, d_value + 1): the earlier chunks
+    scores = fq @ fk.unsqueeze(1).transpose(-2, -1)  # (n, G, m, C, C)
+    future = torch.ones(c, c, dtype=torch.bool, device=scores.device).triu(1)
+    out = out + scores.masked_fill_(future, 0.0) @ va.unsqueeze(1)  # the chunk itself, j ≤ i
+    return out.reshape(n, groups, length, -1), state
+
+
+def _causal(q, k, v, fm, sums, chunk):
+    """``(n, G, T, d_value + 1)`` numerators and normalisers, and the final state ``[S | z]``.
+
+    Features are computed a block of rows at a time (BLOCK_ELEMENTS), and each block runs as
+    chunks of ``chunk`` tokens whose states come from prefix sums over the chunks.
+    """
+    n, groups, length, d = q.shape
+    r = fm.output_dim(d)
+    if length == 0:
+        return q.new_zeros(n, groups, 0, v.shape[-1] + 1), sums
+    chunk = min(chunk or _default_chunk(r, v.shape[-1]), length)
+    block = _block_rows(n * groups, r, chunk)
+    outs = []
+    for start in range(0, length, block):
+        stop = min(length, start + block)
+        fq, fk = fm.query_features(q[:, :, start:stop]), fm(k[:, start:stop])
+        va = _with_ones(v[:, start:stop])
+        main = (stop - start) // chunk * chunk
+        if main:
+            out, sums = _causal_segment(fq[:, :, :main], fk[:, :main], va[:, :main], sums, chunk)
+            outs.append(out)
+        if main < stop - start:  # a last, shorter chunk: its own segment, no padding copies
+            rest = stop - start - main
+            out, sums = _causal_segment(fq[:, :, main:], fk[:, main:], va[:, main:], sums, rest)
+            outs.append(out)
+    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)), sums
+
+
+def _noncausal(q, k, v, fm, chunk):
+    """``φ(Q)ᵀ(Σ_j φ(K_j)[V_j, 1]ᵀ)``, ``(n, G, seq_q, d_value + 1)``: keys, then queries,
+    featurised a block of rows at a time."""
+    n, groups, length, d = q.shape
+    block = chunk or _block_rows(n * groups, fm.output_dim(d), 1)
+    if length == 0:
+        return q.new_zeros(n, groups, 0, v.shape[-1] + 1)
+    r, d_value = fm.output_dim(d), v.shape[-1]
+    kv_sum, key_sum = q.new_zeros(n, r, d_value), q.new_zeros(n, r)  # no keys: normaliser 0
+    for start in range(0, k.shape[1], block):
+        fk = fm(k[:, start : start + block])  # (n, rows, r)
+        # S and z apart: a pass over φ(K) for z costs less than writing [V, 1]
+        kv_sum = kv_sum + fk.transpose(-2, -1) @ v[:, start : start + block]  # (n, r, d_value)
+        key_sum = key_sum + fk.sum(dim=1)  # (n, r)
+    sums = torch.cat([kv_sum, key_sum.unsqueeze(-1)], dim=-1)  # (n, r, d_value + 1)
+    outs = [
+        fm.query_features(q[:, :, start : start + block]) @ sums.unsqueeze(1)
+        for start in range(0, length, block)
+    ]
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+
+
+def _finish(out, query, value, eps, fm) -> torch.Tensor:
+    """Divide numerators by normalisers, checked, in the query's layout and dtype."""
+    out = out.reshape(*query.shape[:-1], value.shape[-1] + 1)
+    return _normalise(out[..., :-1], out[..., -1:], eps, fm).to(query.dtype)
+
+
+def _check_chunk(chunk_size):
+    return None if chunk_size is None else check_length("chunk_size", chunk_size)
+
+
+def linear_attend(query, key, value, fm: FeatureMap, *, causal=False, eps=EPS, chunk_size=None):
+    """:func:`linear_attention` without the boundary checks, for modules whose inputs are
+    already known to be well formed. ``fm`` must be a :class:`FeatureMap`; grouped-query
+    attention follows from the shapes (fewer key/value heads than query heads)."""
+    q, k, v = _canonical(query, key, value)
+    if causal:
+        out, _ = _causal(q, k, v, fm, None, chunk_size)
+    else:
+        out = _noncausal(q, k, v, fm, chunk_size)
+    return _finish(out, query, value, eps, fm)
+
+
+def linear_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    feature_map: FeatureMap | str = "elu",
+    *,
+    causal: bool = False,
+    eps: float = EPS,
+    chunk_size: int | None = None,
+    enable_gqa: bool = False,
+) -> torch.Tensor:
+    """Linear attention ``φ(Q_i)ᵀ(Σ_j φ(K_j) V_jᵀ) / φ(Q_i)ᵀ Σ_j φ(K_j)`` in O(T · r · d).
+
+    Equals :func:`kernel_attention` with the kernel ``φ(q)ᵀφ(k)`` up to rounding (Katharopoulos
+    et al., 2020, Section 3.2). Causal: the prefix sums ``S_i, z_i`` are carried across chunks of
+    ``chunk_size`` tokens and, within a chunk, the masked quadratic form ``φ(Q_c)φ(K_c)ᵀ`` is
+    applied (their Section 3.3, by chunks): memory O(T · (r + d)), never the O(T · r · d) of
+    materialising every prefix state.
+
+    Args:
+        query: ``(..., heads, seq_q, head_dim)``; key ``(..., kv_heads, seq_k, head_dim)``;
+            value ``(..., kv_heads, seq_k, d_value)``.
+        feature_map: a :class:`FeatureMap` or a name: ``"elu"``, ``"relu"``, ``"poly2"``,
+            ``"favor+"`` (a name builds a fresh map with default options; pass an object to
+            keep FAVOR+'s random features across calls).
+        causal: query i sees keys ``j ≤ i`` (needs ``seq_q == seq_k``).
+        eps: smallest accepted normaliser; smaller ones (a map with non-positive outputs, or
+            underflow) raise ``ValueError`` naming the map, never return NaN or inf.
+        chunk_size: causal: tokens per chunk (default ~√(r·d_value), a power of two); not
+            causal: tokens featurised at once (default: as many as fit in 2²⁵ features). Any
+            positive size; it need not divide the length.
+        enable_gqa: query head h uses key/value head ``h // (heads // kv_heads)``; the sums are
+            kept per key/value head, not repeated.
+
+    Returns:
+        ``(..., heads, seq_q, d_value)`` in the query's dtype (half inputs computed in float32).
+    """
+    check_qkv(query, key, value, enable_gqa=enable_gqa)
+    fm = make_feature_map(feature_map)
+    eps, chunk_size = _check_eps(eps), _check_chunk(chunk_size)
+    _check_causal(causal, query, key)
+    return linear_attend(query, key, value, fm, causal=causal, eps=eps, chunk_size=chunk_size)
+
+
+def linear_attention_decode(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    feature_map: FeatureMap | str,
+    state: LinearAttentionState | None = None,
+    *,
+    eps: float = EPS,
+    chunk_size: int | None = None,
+    enable_gqa: bool = False,
+) -> tuple[torch.Tensor, LinearAttentionState]:
+    """Causal linear attention for ``seq_new ≥ 1`` new tokens after those summed in ``state``.
+
+    New query i sees every earlier token and the new keys ``j ≤ i``. Feeding a sequence in
+    pieces gives the outputs of :func:`linear_attention` with ``causal=True`` on the whole
+    (up to rounding). The state is not modified; the returned one includes the new tokens.
+
+    Args:
+        query: ``(batch, heads, seq_new, head_dim)``; key/value ``(batch, kv_heads, seq_new, ·)``.
+        state: from a previous call or :meth:`LinearAttentionState.empty`; None starts empty.
+        Other arguments as :func:`linear_attention`.
+
+    Returns:
+        ``(batch, heads, seq_new, d_value)`` and the new :class:`LinearAttentionState`.
+    """
+    check_qkv(query, key, value, enable_gqa=enable_gqa)
+    if query.dim() != 4:
+        raise ValueError(
+            f"query: expected (batch, heads, seq_new, head_dim), got shape {tuple(query.shape)}"
+        )
+    if query.shape[-2] != key.shape[-2]:
+        raise ValueError(
+            f"query and key: expected the same number of new tokens, got query "
+            f"{tuple(query.shape)} and key {tuple(key.shape)}"
+        )
+    fm = make_feature_map(feature_map)
+    eps, chunk_size = _check_eps(eps), _check_chunk(chunk_size)
+    dtype = _compute_dtype(query.dtype)
+    r = fm.output_dim(query.shape[-1])
+    expected = (*key.shape[:2], r, value.shape[-1] + 1)
+    if state is None:
+        state = LinearAttentionState(query.new_zeros(expected, dtype=dtype), 0)
+    if not isinstance(state, LinearAttentionState):
+        raise TypeError(f"state: expected a LinearAttentionState, got {type(state).__name__}")
+    if tuple(state.sums.shape) != expected or state.sums.dtype != dtype:
+        raise ValueError(
+            f"state: expected sums of shape {expected} (batch, kv_heads, r, d_value + 1) and "
+            f"dtype {dtype} for this input and {fm!r}, got {tuple(state.sums.shape)} "
+            f"{state.sums.dtype}"
+        )
+    q, k, v = _canonical(query, key, value)
+    sums = state.sums.reshape(-1, r, value.shape[-1] + 1)
+    out, sums = _causal(q, k, v, fm, sums, chunk_size)
+    return _finish(out, query, value, eps, fm), LinearAttentionState(
+        sums.reshape(expected), state.length + query.shape[-2]
+    )
+
+
+def linear_attention_step(
+    q_t: torch.Tensor,
+    k_t: torch.Tensor,
+    v_t: torch.Tensor,
+    state: LinearAttentionState | None,
+    feature_map: FeatureMap | str,
+    *,
+    eps: float = EPS,
+    enable_gqa: bool = False,
+) -> tuple[torch.Tensor, LinearAttentionState]:
+    """One token of the recurrence (Katharopoulos et al., 2020, Section 3.4):
+
+        S_t = S_{t−1} + φ(k_t) v_tᵀ,   z_t = z_{t−1} + φ(k_t),   out_t = φ(q_t)ᵀS_t / φ(q_t)ᵀz_t.
+
+    Args:
+        q_t: ``(batch, heads, head_dim)``; k_t ``(batch, kv_heads, head_dim)``; v_t
+            ``(batch, kv_heads, d_value)``.
+        state: the state after the previous tokens (None: none yet).
+
+    Returns:
+        ``(batch, heads, d_value)`` and the state including token t.
+    """
+    for name, x in (("q_t", q_t), ("k_t", k_t), ("v_t", v_t)):
+        check_tensor(name, x, min_dim=3)
+        if x.dim() != 3:
+            raise ValueError(f"{name}: expected (batch, heads, dim), got shape {tuple(x.shape)}")
+    out, state = linear_attention_decode(
+        q_t.unsqueeze(-2),
+        k_t.unsqueeze(-2),
+        v_t.unsqueeze(-2),
+        feature_map,
+        state,
+        eps=eps,
+        enable_gqa=enable_gqa,
+    )
+    return out.squeeze(-2), state
+
+
+__all__ = [
+    "EPS",
+    "LinearAttentionState",
+    "kernel_attention",
+    "linear_attend",
+    "linear_attention",
+    "linear_attention_decode",
+    "linear_attention_step",
+]
