@@ -7,6 +7,15 @@ einsum decoding steps of MHA and MQA.
 """
 
 from .decoding import mha_decode_step, mqa_decode_step, weights_from_module
+from .feature_maps import PolynomialKernel, feature_map
+from .flash import flash_attention
+from .linear import (
+    LinearAttentionState,
+    kernel_attention,
+    linear_attention,
+    linear_attention_decode,
+    linear_attention_step,
+)
 from .masks import causal_mask, merge_masks, padding_mask, to_additive
 from .positions import (
     alibi_bias,
@@ -26,12 +35,20 @@ from .sdpa import (
 )
 
 __all__ = [
+    "LinearAttentionState",
+    "PolynomialKernel",
     "alibi_bias",
     "alibi_slopes",
     "apply_rope",
     "argmax_attention",
     "attention_scores",
     "causal_mask",
+    "feature_map",
+    "flash_attention",
+    "kernel_attention",
+    "linear_attention",
+    "linear_attention_decode",
+    "linear_attention_step",
     "masked_softmax",
     "merge_masks",
     "mha_decode_step",

@@ -15,6 +15,7 @@ from .attention import (
     softmax,
 )
 from .backward import attention_backward, attention_backward_from_cache, attention_forward
+from .flash import flash_attention_backward, flash_attention_forward
 from .mha import MultiHeadAttention
 from .positions import positional_encoding
 from .relative import relative_attention, relative_shift
@@ -29,6 +30,8 @@ __all__ = [
     "attention_scores",
     "attention_weights",
     "create_causal_mask",
+    "flash_attention_backward",
+    "flash_attention_forward",
     "masked_attention",
     "positional_encoding",
     "relative_attention",
