@@ -326,9 +326,19 @@ def test_vanishing_normaliser_is_an_error_not_nan(causal):
         kernel_attention(q, k.abs(), v, ("poly", 0.0, 1))
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_vanishing_normaliser_names_batch_head_and_position(monkeypatch, causal):
+    q, k, v = _qkv(heads=4, kv_heads=2, seq=9)
+    q, k = _positive(q, k)
+    q[1, 3, 6] = -1.0  # one query with no positive coordinate
+    monkeypatch.setattr(linear_module, "BLOCK_ELEMENTS", 2 * 4 * 4 * 4)  # blocks of 4 rows
+    with pytest.raises(ValueError, match=r"query at index \(1, 3, 6\) \(0; 1 such"):
+        linear_attention(q, k, v, "relu", causal=causal, enable_gqa=True, chunk_size=2)
+
+
 def test_overflowing_features_are_an_error():
     q, k, v = _qkv(seq=4, dtype=torch.float32)
-    with pytest.raises(ValueError, match="normaliser.*'favor\\+'"):
+    with pytest.raises(ValueError, match=r"normaliser.*'favor\+'"):
         linear_attention(q, k * 1e3, v, FavorPlusFeatureMap(8))  # keys' features underflow
 
 

@@ -48,7 +48,10 @@ class FeatureMap:
 
 
 class EluFeatureMap(FeatureMap):
-    """``φ(x) = elu(x) + 1``, positive everywhere (Katharopoulos et al., 2020, Section 3.2.1); ``r = d``."""
+    """``φ(x) = elu(x) + 1``, positive everywhere; ``r = d``.
+
+    Katharopoulos et al., 2020, Section 3.2.1.
+    """
 
     name = "elu"
     positivity = "elu + 1 is positive, so only features that underflow to 0 can cause this"
