@@ -18,15 +18,19 @@ from torch.autograd.function import once_differentiable
 from .masks import ALIGNMENTS
 from .validation import check_length, check_qkv, check_scale
 
-# Chosen by measurement (benchmarks/flash_attention.py, BENCHMARKS.md): a tile of 8 heads ×
-# 256 × 512 float32 is 4 MiB, the size of the machine's L2 caches together.
-BLOCK_Q = 256
-BLOCK_K = 512
+# Chosen by measurement (benchmarks/flash_attention.py --sweep-blocks, BENCHMARKS.md): larger
+# tiles mean fewer, more efficient matmul calls; a tile of 8 heads × 1024 × 256 float32 is 8 MiB,
+# and 4× larger tiles lost more than they gained at T = 1024, where their 32 MiB buffer is
+# faulted in afresh on every call.
+BLOCK_Q = 1024
+BLOCK_K = 256
 
 # A tile is exponentiated against the running offset m of earlier tiles without first taking
-# its own row maximum (FlashAttention-4's "lazy rescaling"). Its row sums bound its largest
-# weight, so a tile whose sums stay below e^20 cannot overflow the accumulators; a larger one is
-# redone with its exact maximum. Random and trained scores almost never trigger the redo.
+# its own row maximum, a variant of the conditional rescaling of FlashAttention-4: one pass over
+# the tile instead of three (max, subtract, exp). Its row sums bound its largest weight, so a
+# tile whose sums stay below e^20 cannot overflow the accumulators; a larger one is redone with
+# its exact maximum. Scores whose largest values come in the first block of keys (random
+# scores; a model's attention sink at the first token) never trigger the redo.
 RESCALE_LIMIT = math.exp(20.0)
 
 

@@ -30,9 +30,11 @@ from .validation import check_length, check_qkv, check_tensor
 
 # Smallest normaliser Σ_j sim(q_i, k_j) accepted; below it the output is refused, not divided.
 EPS = 1e-6
-# Features held at once, in elements (2²⁵ = 128 MiB of float32). Longer inputs are processed in
-# blocks of rows so that poly2's 2145 features per token at d = 64 still fit in memory.
-BLOCK_ELEMENTS = 2**25
+# Features computed at once, in elements: 2²⁰ (4 MiB of float32, the machine's L2 caches).
+# Blocks of that size stay in cache between the passes over them and reuse freed memory; whole
+# tensors of 32 MiB or more are fresh pages each call, and touching them first cost 3–6× the
+# arithmetic here (benchmarks/linear_attention.py, BENCHMARKS.md).
+BLOCK_ELEMENTS = 2**20
 
 
 @dataclass(frozen=True)
@@ -103,11 +105,12 @@ def _check_causal(causal, query, key) -> None:
         )
 
 
-def _normalise(numerator: torch.Tensor, normaliser: torch.Tensor, eps: float, what) -> torch.Tensor:
+def _normalise(numerator, normaliser, eps: float, what, where=None) -> torch.Tensor:
     """``numerator / normaliser`` after checking every normaliser is finite and above ``eps``.
 
     A normaliser at or below zero means the query has no positive similarity to the keys it
-    sees; dividing would give ±inf or 0/0 = NaN, so the call fails and says why.
+    sees; dividing would give ±inf or 0/0 = NaN, so the call fails and says why. ``where`` is
+    ``(query.shape[:-2], first row)`` when the normaliser is a ``(n, G, rows, 1)`` block.
     """
     if normaliser.numel() == 0:
         return numerator / normaliser
@@ -116,14 +119,21 @@ def _normalise(numerator: torch.Tensor, normaliser: torch.Tensor, eps: float, wh
         if not (float(low) > eps and float(high) < math.inf):
             ok = (normaliser > eps) & (normaliser < math.inf)
             bad = (~ok).nonzero()
-            first = tuple(bad[0].tolist()[:-1])
+            index = bad[0].tolist()[:-1]
             value = float(normaliser[tuple(bad[0])])
-            count = bad.shape[0]
+            if where is not None:  # (n, G, row) → (batch…, heads, position)
+                lead, offset = where
+                flat, heads = index[0] * normaliser.shape[1] + index[1], []
+                for size in reversed(lead):
+                    flat, h = divmod(flat, size)
+                    heads.append(h)
+                index = [*reversed(heads), offset + index[2]]
             reason = f"; {what.positivity}" if what.positivity else ""
             raise ValueError(
                 f"normaliser: Σ_j sim(q_i, k_j) is not a finite number above eps={eps:g} for "
-                f"{count} of {normaliser.numel()} queries (first at index {first}: {value:g}) "
-                f"with {what.name!r}, so their outputs would be inf or NaN{reason}"
+                f"the query at index {tuple(index)} ({value:g}; {bad.shape[0]} such of the "
+                f"{normaliser.numel()} checked with it) with {what.name!r}, so its output would "
+                f"be inf or NaN{reason}"
             )
     return numerator / normaliser
 
@@ -214,7 +224,7 @@ def _default_chunk(r: int, d_value: int) -> int:
 
 
 def _block_rows(rows_per_token: int, r: int, multiple: int) -> int:
-    """How many tokens to featurise at once: BLOCK_ELEMENTS features, a multiple of ``multiple``."""
+    """Tokens per block: about BLOCK_ELEMENTS features, a multiple of ``multiple``."""
     rows = max(1, BLOCK_ELEMENTS // max(1, rows_per_token * r))
     return max(multiple, rows // multiple * multiple)
 
@@ -250,60 +260,55 @@ def _causal_segment(fq, fk, va, sums, chunk):
     return out.reshape(n, groups, length, -1), state
 
 
-def _causal(q, k, v, fm, sums, chunk):
-    """``(n, G, T, d_value + 1)`` numerators and normalisers, and the final state ``[S | z]``.
+def _causal(q, k, v, fm, sums, chunk, eps, lead):
+    """``(n, G, T, d_value)`` outputs and the final state ``[S | z]``, block by block.
 
-    Features are computed a block of rows at a time (BLOCK_ELEMENTS), and each block runs as
-    chunks of ``chunk`` tokens whose states come from prefix sums over the chunks.
+    Each block of rows is featurised at once and runs as chunks of ``chunk`` tokens (a last,
+    shorter chunk as its own segment, without padding copies); the state carries across.
     """
     n, groups, length, d = q.shape
     r = fm.output_dim(d)
-    if length == 0:
-        return q.new_zeros(n, groups, 0, v.shape[-1] + 1), sums
-    chunk = min(chunk or _default_chunk(r, v.shape[-1]), length)
+    out = q.new_empty(n, groups, length, v.shape[-1])
+    chunk = min(chunk or _default_chunk(r, v.shape[-1]), max(1, length))
     block = _block_rows(n * groups, r, chunk)
-    outs = []
     for start in range(0, length, block):
         stop = min(length, start + block)
         fq, fk = fm.query_features(q[:, :, start:stop]), fm(k[:, start:stop])
         va = _with_ones(v[:, start:stop])
         main = (stop - start) // chunk * chunk
-        if main:
-            out, sums = _causal_segment(fq[:, :, :main], fk[:, :main], va[:, :main], sums, chunk)
-            outs.append(out)
-        if main < stop - start:  # a last, shorter chunk: its own segment, no padding copies
-            rest = stop - start - main
-            out, sums = _causal_segment(fq[:, :, main:], fk[:, main:], va[:, main:], sums, rest)
-            outs.append(out)
-    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)), sums
+        cuts = [(0, main, chunk)] if main else []
+        if main < stop - start:
+            cuts.append((main, stop - start, stop - start - main))
+        for a, b, c in cuts:
+            part, sums = _causal_segment(fq[:, :, a:b], fk[:, a:b], va[:, a:b], sums, c)
+            where = (lead, start + a)
+            out[:, :, start + a : start + b] = _normalise(
+                part[..., :-1], part[..., -1:], eps, fm, where
+            )
+    return out, sums
 
 
-def _noncausal(q, k, v, fm, chunk):
-    """``φ(Q)ᵀ(Σ_j φ(K_j)[V_j, 1]ᵀ)``, ``(n, G, seq_q, d_value + 1)``: keys, then queries,
-    featurised a block of rows at a time."""
+def _noncausal(q, k, v, fm, chunk, eps, lead):
+    """``φ(Q)ᵀ(Σ_j φ(K_j)[V_j, 1]ᵀ)`` normalised, ``(n, G, seq_q, d_value)``: keys and then
+    queries featurised a block of rows at a time."""
     n, groups, length, d = q.shape
-    block = chunk or _block_rows(n * groups, fm.output_dim(d), 1)
-    if length == 0:
-        return q.new_zeros(n, groups, 0, v.shape[-1] + 1)
     r, d_value = fm.output_dim(d), v.shape[-1]
+    block = chunk or _block_rows(n * groups, r, 1)
     kv_sum, key_sum = q.new_zeros(n, r, d_value), q.new_zeros(n, r)  # no keys: normaliser 0
     for start in range(0, k.shape[1], block):
         fk = fm(k[:, start : start + block])  # (n, rows, r)
         # S and z apart: a pass over φ(K) for z costs less than writing [V, 1]
-        kv_sum = kv_sum + fk.transpose(-2, -1) @ v[:, start : start + block]  # (n, r, d_value)
-        key_sum = key_sum + fk.sum(dim=1)  # (n, r)
-    sums = torch.cat([kv_sum, key_sum.unsqueeze(-1)], dim=-1)  # (n, r, d_value + 1)
-    outs = [
-        fm.query_features(q[:, :, start : start + block]) @ sums.unsqueeze(1)
-        for start in range(0, length, block)
-    ]
-    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
-
-
-def _finish(out, query, value, eps, fm) -> torch.Tensor:
-    """Divide numerators by normalisers, checked, in the query's layout and dtype."""
-    out = out.reshape(*query.shape[:-1], value.shape[-1] + 1)
-    return _normalise(out[..., :-1], out[..., -1:], eps, fm).to(query.dtype)
+        kv_sum = torch.baddbmm(kv_sum, fk.transpose(-2, -1), v[:, start : start + block])
+        key_sum = key_sum + fk.sum(dim=1)
+    sums = torch.cat([kv_sum, key_sum.unsqueeze(-1)], dim=-1).unsqueeze(1)  # (n, 1, r, dv + 1)
+    out = q.new_empty(n, groups, length, d_value)
+    for start in range(0, length, block):
+        part = fm.query_features(q[:, :, start : start + block]) @ sums  # (n, G, rows, dv + 1)
+        where = (lead, start)
+        out[:, :, start : start + block] = _normalise(
+            part[..., :-1], part[..., -1:], eps, fm, where
+        )
+    return out
 
 
 def _check_chunk(chunk_size):
@@ -315,11 +320,12 @@ def linear_attend(query, key, value, fm: FeatureMap, *, causal=False, eps=EPS, c
     already known to be well formed. ``fm`` must be a :class:`FeatureMap`; grouped-query
     attention follows from the shapes (fewer key/value heads than query heads)."""
     q, k, v = _canonical(query, key, value)
+    lead = query.shape[:-2]
     if causal:
-        out, _ = _causal(q, k, v, fm, None, chunk_size)
+        out, _ = _causal(q, k, v, fm, None, chunk_size, eps, lead)
     else:
-        out = _noncausal(q, k, v, fm, chunk_size)
-    return _finish(out, query, value, eps, fm)
+        out = _noncausal(q, k, v, fm, chunk_size, eps, lead)
+    return out.to(query.dtype).reshape(*query.shape[:-1], value.shape[-1])
 
 
 def linear_attention(
@@ -418,10 +424,9 @@ def linear_attention_decode(
         )
     q, k, v = _canonical(query, key, value)
     sums = state.sums.reshape(-1, r, value.shape[-1] + 1)
-    out, sums = _causal(q, k, v, fm, sums, chunk_size)
-    return _finish(out, query, value, eps, fm), LinearAttentionState(
-        sums.reshape(expected), state.length + query.shape[-2]
-    )
+    out, sums = _causal(q, k, v, fm, sums, chunk_size, eps, query.shape[:-2])
+    out = out.to(query.dtype).reshape(*query.shape[:-1], value.shape[-1])
+    return out, LinearAttentionState(sums.reshape(expected), state.length + query.shape[-2])
 
 
 def linear_attention_step(
