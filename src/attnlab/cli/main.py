@@ -8,9 +8,9 @@ import sys
 
 from attnlab import __version__
 
-from . import attend, calc, experiment, inspect_cmd, trace, train, verify, viz
+from . import attend, calc, experiment, inspect_cmd, lab, trace, train, verify, viz
 
-COMMANDS = (attend, calc, trace, verify, train, inspect_cmd, viz, experiment)
+COMMANDS = (attend, calc, trace, verify, train, inspect_cmd, viz, experiment, lab)
 
 
 class CLIError(Exception):
