@@ -16,21 +16,32 @@ def test_first_block_holds_exactly_the_two_commands():
     language, body = BLOCKS[0]
     lines = [line for line in body.splitlines() if line.strip()]
     assert language == "bash"
-    assert lines == ["scripts/attnlab verify", "scripts/test"]
+    assert lines == ["scripts/attnlab lab", "scripts/test"]
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.strip().splitlines()[-1] == "scripts/test"
 
 
-def test_main_job_runs_through_the_wrapper():
+def test_main_job_runs_through_the_wrapper(tmp_path):
+    """The README's first command, in its quick form (tests/lab checks the report itself)."""
     out = subprocess.run(
+        ["bash", "scripts/attnlab", "lab", "--quick", "--quiet", "--out", str(tmp_path / "lab")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "lab" / "index.html").is_file()
+    assert (tmp_path / "lab" / "report.json").is_file()
+    verify = subprocess.run(
         ["bash", "scripts/attnlab", "verify", "--cases", "5"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert out.returncode == 0, out.stderr
-    assert "all checks passed" in out.stdout
+    assert verify.returncode == 0, verify.stderr
+    assert "all checks passed" in verify.stdout
 
 
 def test_attnlab_commands_in_the_readme(capsys, tmp_path, monkeypatch):
