@@ -153,3 +153,26 @@ def test_forward_errors():
         MultiHeadAttention(16, 4, backend="linear:elu")(
             x, is_causal=True, cache=KVCache(1, 1, 4, 4, 8)[0]
         )
+
+
+def test_capture_through_linear_is_the_normalised_kernel_matrix():
+    """Layer 0's captured pattern, rebuilt by hand: rows of φ(q)·φ(k)ᵀ, causal, normalised."""
+    torch.manual_seed(7)
+    config = GPTConfig(
+        vocab_size=11, context=24, n_layers=1, d_model=32, n_heads=4, backend="linear:elu"
+    )
+    model = GPT(config).eval()
+    ids = list(range(11)) + list(range(5))
+    record = capture(model, ids)
+    with torch.no_grad():
+        x = model.token_embedding(torch.tensor([ids])) + model.position_embedding(len(ids))
+        h = model.blocks[0].norm1(x)
+        attn = model.blocks[0].attn
+        q = attn.q_proj(h).view(1, 16, 4, 8).transpose(1, 2)
+        k = attn.k_proj(h).view(1, 16, 4, 8).transpose(1, 2)
+        scores = (torch.nn.functional.elu(q) + 1) @ (torch.nn.functional.elu(k) + 1).transpose(
+            -1, -2
+        )
+        scores = scores.tril()
+        expected = scores / scores.sum(-1, keepdim=True)
+    assert max_abs(torch.from_numpy(record.weights[0]), expected[0]) <= 1e-5
