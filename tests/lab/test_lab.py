@@ -142,6 +142,7 @@ def test_report_covers_every_part(quick_lab):
         "quadratic-scaling",
     }
     assert report["decoding"]["same_tokens"]
+    assert report["threads"]["chosen"] == 1  # the quick run fixes one thread
     for part in ("flash", "linear"):  # measured when the kernel exists, else explained
         assert report[part]["available"] or report[part]["reason"]
     for anchor in ("analysis", "training", "heads", "pretrained", "theory", "measurements"):

@@ -61,7 +61,11 @@ def training(report: dict) -> list[list[Part]]:
             verb.get(t["status"], "trained"), ": ", Value("training.steps", ",d"), " steps of ",
             Value("training.batch_size", "d"), " sequences of ", Value("training.context", "d"),
             " characters (", Value("training.tokens_seen", ",d"), " characters) at ",
-            Value("training.tokens_per_s", ",.0f"), " characters per second.",
+            Value("training.tokens_per_s", ",.0f"), " characters per second",
+            *(
+                [" (torch threads: ", Value("threads.chosen", "d"), ")."]
+                if t["status"] != "reused" else ["."]
+            ),
         ),
         sentence(
             "Its validation loss fell from ", Value("training.initial.val_loss", ".3f"),

@@ -57,7 +57,8 @@ class LabConfig:
     linear_heads: int = 8
     head_dim: int = 64
     timing_repeats: int = 3
-    # torch threads for the run (None: torch's default). Tiny models gain nothing from a
+    # torch threads for the run; None: the faster of one and torch's default, timed on a few
+    # trial steps (see attnlab.lab.speed.fastest_threads). Tiny models gain nothing from a
     # second thread and, on a busy machine, lose many times over waiting for it.
     threads: int | None = None
     experiments: dict = field(

@@ -15,18 +15,20 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from attnlab import __version__
 from attnlab.bench import format_machine_line, load_average, machine_line
+from attnlab.data import load_text
 from attnlab.inspect import DEFAULT_THRESHOLDS
 
 from . import gpt_heads, memory, page, pretrained, speed, theory
 from .analysis import analysis, plain_text
 from .config import LabConfig
 from .figures import Figures, loss_figure
-from .training import MODEL_DIR, samples, train_or_reuse, training_summary
+from .training import MODEL_DIR, model_config, samples, train_or_reuse, training_summary
 
 REPORT_JSON, INDEX_HTML = "report.json", "index.html"
 
@@ -114,7 +116,13 @@ def run_lab(
         "load_average_before": list(load_average()),
     }
     views: dict[str, str] = {}
-    with speed.torch_threads(config.threads), display.progress:
+    if config.threads is None:
+        # How many threads this machine gives us now: decided by timing, not assumed.
+        sizes = model_config(config, vocab_size=len(set(load_text(config.text_file))))
+        report["threads"] = speed.fastest_threads(sizes, config.batch_size)
+    else:
+        report["threads"] = {"chosen": config.threads, "default": torch.get_num_threads()}
+    with speed.torch_threads(report["threads"]["chosen"]), display.progress:
         with display.stage("train", total=config.steps) as update:
 
             def on_iteration(it, loss, lr):
