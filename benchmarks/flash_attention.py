@@ -31,7 +31,7 @@ from attnlab.functional.flash import flash_attention
 TARGETS = {"forward": 1.5, "forward+backward": 2.5}
 FLOP_FACTOR = {"forward": 1.0, "forward+backward": 3.5}  # × 4·B·H·T²·D
 REPEATS = {1024: 15, 2048: 9, 4096: 5, 8192: 3}  # fewer pairs where one call takes seconds
-SWEEP_Q = (64, 128, 256, 512)
+SWEEP_Q = (128, 256, 512, 1024)
 SWEEP_K = (128, 256, 512, 1024)
 
 

@@ -6,8 +6,9 @@ of one forward (under ``torch.inference_mode()``) or one forward + backward call
 The naive path materialises the (T, T) scores and weights (``softmax(q·kᵀ·s)·v``), so its memory
 grows as T²; the tiled one (``attnlab.functional.flash_attention``) holds one
 ``(block_q, block_k)`` tile per head and O(T) vectors, so it grows at most as T. The growth
-exponent is the slope of a least-squares line through log(peak) against log(T). A naive point
-whose predicted size does not fit in the available memory is skipped and reported.
+exponent is the slope of a least-squares line through log(peak) against log(T), over all points
+and over the three longest (where the O(T) buffers outgrow the tiled path's fixed tile). A naive
+point whose predicted size does not fit in the available memory is skipped and reported.
 
     .venv/bin/python benchmarks/flash_memory.py [--seq 1024 2048 4096 8192 16384] [--json]
 """
@@ -89,7 +90,10 @@ def measure(args) -> list[dict]:
                 if method == "naive":
                     need = NAIVE_MATRICES[passes] * args.heads * seq * seq * 4
                     if need > 0.6 * available_bytes():  # leave room for other processes
-                        row["skipped"] = f"needs ~{need / 2**30:.0f} GiB, does not fit"
+                        row["skipped"] = (
+                            f"needs ~{need / 2**30:.0f} GiB, more than 60% of the "
+                            f"{available_bytes() / 2**30:.0f} GiB available: not run"
+                        )
                         rows.append(row)
                         continue
                 command = [sys.executable, __file__, "--point", method, passes, str(seq)]
@@ -114,12 +118,14 @@ def growth_exponent(rows: list[dict]) -> float | None:
     return sxy / sum((x - mx) ** 2 for x, _ in points)
 
 
-def fits(rows: list[dict]) -> dict[tuple[str, str], float | None]:
-    return {
-        (m, p): growth_exponent([r for r in rows if r["method"] == m and r["passes"] == p])
-        for m in METHODS
-        for p in PASSES
-    }
+def fits(rows: list[dict], last: int | None = None) -> dict[tuple[str, str], float | None]:
+    """Growth exponent per (method, pass), over all measured points or the ``last`` longest."""
+    out = {}
+    for m in METHODS:
+        for p in PASSES:
+            points = [r for r in rows if r["method"] == m and r["passes"] == p and r["peak_bytes"]]
+            out[(m, p)] = growth_exponent(points[-last:] if last else points)
+    return out
 
 
 def plot(rows: list[dict], exponents, path: str, args) -> None:
@@ -153,7 +159,7 @@ def plot(rows: list[dict], exponents, path: str, args) -> None:
     plt.close(fig)
 
 
-def print_table(rows, exponents, args) -> None:
+def print_table(rows, exponents, upper, args) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -170,6 +176,7 @@ def print_table(rows, exponents, args) -> None:
     for seq in args.seq:
         table.add_column(f"T={seq}", justify="right")
     table.add_column("growth exponent", justify="right")
+    table.add_column("… longest 3", justify="right")
     for passes in PASSES:
         for method in METHODS:
             cells = []
@@ -178,8 +185,9 @@ def print_table(rows, exponents, args) -> None:
                     r for r in rows if (r["method"], r["passes"], r["seq"]) == (method, passes, seq)
                 )
                 cells.append(f"{r['peak_bytes'] / 2**20:.1f}" if r["peak_bytes"] else "—")
-            slope = exponents[(method, passes)]
-            table.add_row(passes, method, *cells, "—" if slope is None else f"{slope:.2f}")
+            slopes = [exponents[(method, passes)], upper[(method, passes)]]
+            slopes = ["—" if x is None else f"{x:.2f}" for x in slopes]
+            table.add_row(passes, method, *cells, *slopes)
     console.print(table)
     for r in rows:
         if "skipped" in r:
@@ -193,13 +201,16 @@ def main(argv=None) -> None:
         print(json.dumps(run_point(method, passes, int(seq), args.heads, args.head_dim)))
         return
     rows = measure(args)
-    exponents = fits(rows)
+    exponents, upper = fits(rows), fits(rows, last=3)
     plot(rows, exponents, args.figure, args)
     if args.json:
-        slopes = [{"method": m, "passes": p, "exponent": e} for (m, p), e in exponents.items()]
+        slopes = [
+            {"method": m, "passes": p, "exponent": e, "exponent_longest_3": upper[(m, p)]}
+            for (m, p), e in exponents.items()
+        ]
         print(json.dumps({"rows": rows, "exponents": slopes, "figure": args.figure}, indent=2))
     else:
-        print_table(rows, exponents, args)
+        print_table(rows, exponents, upper, args)
         print(f"figure: {os.path.relpath(args.figure)}")
 
 

@@ -172,6 +172,28 @@ def test_large_score_jumps_are_rescaled_exactly():
         assert max_abs(a, b) <= 1e-3 * max(1.0, float(b.abs().max()))
 
 
+@pytest.mark.parametrize("align", ["top_left", "bottom_right"])
+def test_sharp_scores_match_torch(align):
+    """Scores spread over hundreds take the clamped-exponent path (weights below e^−707 in
+    float64 would be subnormal); the result is the same."""
+    q, k, v = _inputs(1, 2, 2, 23, 17, 8, 8, seed=9, dtype=torch.float64)
+    with torch.no_grad():
+        q *= 300.0
+    grad = randn(1, 2, 23, 8, seed=10)
+    errors = _errors(q, k, v, grad, causal=True, align=align, block_q=4, block_k=5)
+    assert max(errors) <= 1e-10 * 300, errors
+
+
+def test_inference_mode_then_autograd():
+    """Buffers kept between calls must not become inference tensors."""
+    q, k, v = _inputs(1, 2, 2, 9, 9, 4, 4, dtype=torch.float32)
+    with torch.inference_mode():
+        first = flash_attention(q, k, v, is_causal=True, block_q=4, block_k=4)
+    second = flash_attention(q, k, v, is_causal=True, block_q=4, block_k=4)
+    second.sum().backward()
+    assert torch.equal(first, second.detach()) and q.grad is not None
+
+
 def test_leading_dims_and_unbatched():
     q, k, v = (randn(2, 3, 4, 9, 5, seed=s) for s in range(3))  # (batch, extra, heads, seq, d)
     expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)

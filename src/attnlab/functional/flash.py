@@ -11,6 +11,7 @@ of weights from them.
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -18,12 +19,12 @@ from torch.autograd.function import once_differentiable
 from .masks import ALIGNMENTS
 from .validation import check_length, check_qkv, check_scale
 
-# Chosen by measurement (benchmarks/flash_attention.py --sweep-blocks, BENCHMARKS.md): larger
-# tiles mean fewer, more efficient matmul calls; a tile of 8 heads × 1024 × 256 float32 is 8 MiB,
-# and 4× larger tiles lost more than they gained at T = 1024, where their 32 MiB buffer is
-# faulted in afresh on every call.
-BLOCK_Q = 1024
-BLOCK_K = 256
+# Chosen by measurement (benchmarks/flash_attention.py --sweep-blocks, BENCHMARKS.md). Larger
+# tiles mean fewer, more efficient matmul calls: 8 heads × 1024 × 256 float32 is 8 MiB; 4×
+# larger tiles lost more than they gained at T = 1024. With a causal mask, blocks on the
+# diagonal are computed whole and half thrown away, so smaller query blocks waste less there.
+BLOCK_Q, BLOCK_K = 1024, 256
+BLOCK_Q_CAUSAL, BLOCK_K_CAUSAL = 256, 256
 
 # A tile is exponentiated against the running offset m of earlier tiles without first taking
 # its own row maximum, a variant of the conditional rescaling of FlashAttention-4: one pass over
@@ -42,11 +43,64 @@ def _with_column(x: torch.Tensor, fill: torch.Tensor | float) -> torch.Tensor:
     return out
 
 
+_WORKSPACE = threading.local()
+WORKSPACE_LIMIT = 32 * 2**20
+
+
+def _workspace(numel: int, like: torch.Tensor, slot: int) -> torch.Tensor:
+    """A flat buffer of ``numel`` elements for tiles, kept per thread from one call to the next.
+
+    Every tile of a call goes into the same buffer, and the buffer outlives the call: a fresh
+    multi-MiB tensor is often mapped anew by the allocator and faulted in page by page (2,000+
+    faults per call, ~2 µs each here), which measured up to 1.7× the time of the whole forward
+    pass at T = 1024. The buffers (one for the forward pass, two for the backward pass; 8 MiB
+    each at the default blocks, 8 heads, float32) stay allocated while the thread lives; one
+    larger than ``WORKSPACE_LIMIT`` bytes is allocated per call instead, so that a call with
+    many heads or huge blocks does not leave that much memory held.
+    """
+    if numel * like.element_size() > WORKSPACE_LIMIT:
+        return like.new_empty(numel)
+    buffers = _WORKSPACE.__dict__.setdefault("buffers", {})
+    key = (like.dtype, like.device, slot)
+    buffer = buffers.get(key)
+    if buffer is None or buffer.numel() < numel:
+        with torch.inference_mode(False):  # else later calls with autograd could not write it
+            buffer = buffers[key] = torch.empty(numel, dtype=like.dtype, device=like.device)
+    return buffer[:numel]
+
+
 def _block_mask(rows: int, cols: int, diagonal: int, device) -> torch.Tensor:
     """``(rows, cols)`` bool, True where key c is hidden from query r: ``c > r + diagonal``."""
     r = torch.arange(rows, device=device)[:, None]
     c = torch.arange(cols, device=device)[None, :]
     return c > r + diagonal
+
+
+def _exp_floor(dtype: torch.dtype) -> float:
+    """The lowest exponent allowed: −61 in float32, −496 in float64 (0.7 · log of the smallest
+    normal number).
+
+    Subnormal numbers cost this CPU 100× the time or more, in exp and in the matmuls: a tile
+    of sharp scores took 150× as long. So exponents are clamped to the floor, where e^floor
+    times any value above 1e-11 (float32) stays normal. The clamp raises a weight that is below
+    e^floor times the row's largest one (e^0 = 1); the output moves by less than
+    seq_k · e^floor relative (1e-22 in float32 at seq_k = 16384), far below rounding.
+    """
+    return 0.7 * math.log(torch.finfo(dtype).tiny)
+
+
+def _needs_floor(q, k, scale: float, floor: float, slack: float = 0.0) -> bool:
+    """Whether some score can fall more than ``−floor`` below a row's offset, so that its
+    exponent must be clamped to the floor.
+
+    By Cauchy–Schwarz every score, and so every running maximum m, lies in [−B, B] with
+    ``B = max‖q‖ · max‖k‖ · scale``; a log-sum-exp adds at most ``slack = log seq_k``. Random
+    inputs stay far inside, and then the clamp, a pass over every tile, is skipped.
+    """
+    if q.numel() == 0 or k.numel() == 0:
+        return False
+    bound = float(q.norm(dim=-1).amax()) * float(k.norm(dim=-1).amax()) * scale
+    return 2 * bound + slack > -floor - 1.0  # 1.0: room for rounding
 
 
 def _forward(q, k, v, offset, scale, block_q, block_k):
@@ -64,76 +118,103 @@ def _forward(q, k, v, offset, scale, block_q, block_k):
     """
     n, groups, seq_q, head_dim = q.shape
     seq_k, d_value = k.shape[-2], v.shape[-1]
-    out = q.new_zeros(n, groups, seq_q, d_value)
-    lse = q.new_full((n, groups, seq_q), -math.inf)
+    out = q.new_empty(n, groups, seq_q, d_value)
+    lse = q.new_empty(n, groups, seq_q)
+    floor = _exp_floor(q.dtype)
+    clamp = _needs_floor(q, k, scale, floor)
     # The extra key column of ones lets the score matmul subtract the running offset m stored in
     # the query's extra column, so S − m costs no pass over the tile. (An extra value column of
     # ones would give rowsum(P) from the P·V matmul too, but a 65-wide output slows that matmul
     # by more than a separate sum costs.)
     k_aug = _with_column(k, 1.0)  # (n, seq_k, head_dim + 1)
-    storage = q.new_empty(n * groups * min(block_q, seq_q) * min(block_k, seq_k))
+    # Buffers allocated once and reused by every block: fresh ones would be faulted in anew.
+    rows_max = min(block_q, seq_q)
+    storage = _workspace(n * groups * rows_max * min(block_k, seq_k), q, slot=0)
+    q_storage = q.new_empty(n * groups * rows_max * (head_dim + 1))
+    acc_storage = q.new_empty(n * groups * rows_max * d_value)
     for i0 in range(0, seq_q, block_q):  # line 3
         rows = min(block_q, seq_q - i0)
         stop = seq_k if offset is None else max(0, min(seq_k, i0 + rows + offset))
-        if stop == 0:
-            continue  # every query of the block sees no key: output 0, lse −inf
-        qi = q[:, :, i0 : i0 + rows].reshape(n, groups * rows, head_dim)  # (n, G·rows, d)
-        qi = _with_column(qi * scale, 0.0)  # extra column: −m, the running offset
-        acc = ell = None  # Õ (n, G·rows, d_value) and ℓ (n, G·rows)
+        if stop == 0:  # every query of the block sees no key
+            out[:, :, i0 : i0 + rows] = 0.0
+            lse[:, :, i0 : i0 + rows] = -math.inf
+            continue
+        qi = q_storage[: n * groups * rows * (head_dim + 1)].view(n, groups, rows, head_dim + 1)
+        torch.mul(q[:, :, i0 : i0 + rows], scale, out=qi[..., :-1])
+        qi[..., -1] = 0.0  # extra column: −m, the running offset
+        qi = qi.view(n, groups * rows, head_dim + 1)  # (n, G·rows, d + 1)
+        acc = acc_storage[: n * groups * rows * d_value].view(n, groups * rows, d_value)  # Õ
+        ell = None  # ℓ, (n, G·rows)
         for j0 in range(0, stop, block_k):  # line 6; keys from `stop` on are all masked
             cols = min(block_k, stop - j0)
             kj, vj = k_aug[:, j0 : j0 + cols], v[:, j0 : j0 + cols]
             mask = None
             if offset is not None and j0 + cols - 1 > i0 + offset:  # a diagonal block
                 mask = _block_mask(rows, cols, i0 + offset - j0, q.device)
-            if acc is not None:
-                tile = _scores(qi, kj, mask, groups, rows, storage).exp_()  # P̃ = exp(S − m)
+            if ell is not None:
+                tile = _scores(qi, kj, storage)  # line 8: S − m
+                if clamp:
+                    tile.clamp_min_(floor)
+                tile.exp_()  # line 9: P̃ = exp(S − m)
+                if mask is not None:  # after exp: exp(−inf) takes a slow path on this CPU
+                    _mask_(tile, mask, groups, rows, 0.0)
                 part = tile.sum(dim=-1)  # rowsum(P̃), (n, G·rows)
                 if not bool((part > RESCALE_LIMIT).any()):
                     ell += part  # m unchanged, so e^(m_old − m_new) = 1
                     acc.baddbmm_(tile, vj)  # line 10
                     continue
-            tile = _scores(qi, kj, mask, groups, rows, storage)  # line 8: S − m_old
-            acc, ell = _exact_step(tile, qi, vj, acc, ell)
-        filled = ell > 0  # False only for a query that may attend to nothing
-        ell = torch.where(filled, ell, 1.0)
-        o = acc / ell[..., None]  # line 12
-        l_i = torch.where(filled, ell.log() - qi[..., -1], -math.inf)  # line 13: m + log ℓ
-        out[:, :, i0 : i0 + rows] = o.view(n, groups, rows, d_value)
+            tile = _scores(qi, kj, storage)  # line 8: S − m_old
+            ell = _exact_step(tile, qi, vj, acc, ell, mask, groups, rows, floor)
+        acc.div_(ell[..., None])  # line 12
+        l_i = ell.log_().sub_(qi[..., -1])  # line 13: L = m + log ℓ
+        out[:, :, i0 : i0 + rows] = acc.view(n, groups, rows, d_value)
         lse[:, :, i0 : i0 + rows] = l_i.view(n, groups, rows)
+    empty = _empty_rows(offset, seq_q)
+    out[:, :, :empty] = 0.0  # ℓ = 0 made them 0/0
+    lse[:, :, :empty] = -math.inf
     return out, lse
 
 
-def _scores(qi, kj, mask, groups, rows, storage):
-    """``qi·kjᵀ`` with masked keys at −inf, written into ``storage``.
+def _empty_rows(offset: int | None, seq_q: int) -> int:
+    """How many leading queries see no key: those with ``i + offset < 0``."""
+    return 0 if offset is None else min(seq_q, max(0, -offset))
 
-    Every tile of a call reuses one flat buffer: a fresh 4 MiB tensor per tile is returned to
-    the system when freed and costs ~1000 page faults when touched again, which measured 1.4×
-    the time of the whole forward pass at T = 1024.
-    """
+
+def _scores(qi, kj, storage):
+    """``qi·kjᵀ`` written into the flat buffer ``storage``: ``(n, G·rows, cols)``."""
     n, cols = qi.shape[0], kj.shape[1]
-    tile = storage[: n * qi.shape[1] * cols].view(n, qi.shape[1], cols)  # (n, G·rows, cols)
-    torch.bmm(qi, kj.transpose(1, 2), out=tile)
+    tile = storage[: n * qi.shape[1] * cols].view(n, qi.shape[1], cols)
+    return torch.bmm(qi, kj.transpose(1, 2), out=tile)
+
+
+def _mask_(tile, mask, groups, rows, value):
+    """Set the masked keys of every head's ``(rows, cols)`` block of ``tile`` to ``value``."""
+    tile.view(tile.shape[0], groups, rows, -1).masked_fill_(mask, value)
+
+
+def _exact_step(tile, qi, vj, acc, ell, mask, groups, rows, floor):
+    """Lines 9–10 with the tile's own row maximum; moves the offset in ``qi[..., -1]``.
+
+    Updates ``acc`` in place (overwrites it when ``ell`` is None: the first block) and
+    returns the new ℓ.
+    """
     if mask is not None:
-        tile.view(n, groups, rows, cols).masked_fill_(mask, -math.inf)
-    return tile
-
-
-def _exact_step(tile, qi, vj, acc, ell):
-    """Lines 9–10 with the tile's own row maximum; moves the offset in ``qi[..., -1]``."""
+        _mask_(tile, mask, groups, rows, -math.inf)  # kept out of the maximum
     shift = tile.amax(dim=-1)  # rowmax(S) − m_old
     # First block: m_old is a placeholder 0, so take the block maximum as it is (0 for a row
     # that sees nothing yet). Later blocks: m only grows, old sums are rescaled by ≤ 1.
-    first = acc is None
+    first = ell is None
     shift = torch.where(torch.isneginf(shift), 0.0, shift) if first else shift.clamp(min=0.0)
-    tile.sub_(shift[..., None]).exp_()
+    tile.sub_(shift[..., None]).clamp_min_(floor).exp_()
+    if mask is not None:
+        _mask_(tile, mask, groups, rows, 0.0)  # the clamp raised them to e^floor
     qi[..., -1] -= shift  # m_new = m_old + shift
     if first:
-        return torch.bmm(tile, vj), tile.sum(dim=-1)
+        torch.bmm(tile, vj, out=acc)
+        return tile.sum(dim=-1)
     correction = torch.exp(-shift)  # e^(m_old − m_new), (n, G·rows)
-    ell.mul_(correction).add_(tile.sum(dim=-1))  # line 9
     acc.mul_(correction[..., None]).baddbmm_(tile, vj)  # line 10
-    return acc, ell
+    return ell.mul_(correction).add_(tile.sum(dim=-1))  # line 9
 
 
 def _backward(q, k, v, out, lse, grad_out, offset, scale, block_q, block_k):
@@ -143,10 +224,14 @@ def _backward(q, k, v, out, lse, grad_out, offset, scale, block_q, block_k):
     """
     n, groups, seq_q, head_dim = q.shape
     seq_k, d_value = k.shape[-2], v.shape[-1]
+    floor = _exp_floor(q.dtype)
+    clamp = _needs_floor(q, k, scale, floor, slack=math.log(max(seq_k, 1)))
+    empty = _empty_rows(offset, seq_q)
+    if empty:  # a query that sees no key passes no gradient: with dO = 0 there, dS = 0 too
+        grad_out = grad_out.clone()
+        grad_out[:, :, :empty] = 0.0
     delta = (grad_out * out).sum(dim=-1)  # line 4: D = rowsum(dO ∘ O), (n, G, seq_q)
-    # A query that sees no key has lse = −inf, but its row of every tile it meets is masked, so
-    # any finite stand-in gives P = 0 there.
-    lse = torch.where(torch.isneginf(lse), 0.0, lse)
+    lse = torch.where(torch.isneginf(lse), 0.0, lse)  # those queries' L = −inf: any finite value
     k_aug = _with_column(k, 1.0)  # (n, seq_k, d + 1): scores minus the query's column
     v_aug = _with_column(v, -1.0)  # (n, seq_k, d_value + 1): dO·Vᵀ minus the query's D
     k_scaled = k * scale  # (n, seq_k, d): folds the scale of dQ = s·dS·K into K once
@@ -166,7 +251,7 @@ def _backward(q, k, v, out, lse, grad_out, offset, scale, block_q, block_k):
         dq_blocks.append(q.new_zeros(n, groups * rows, head_dim))  # line 3
     dk, dv = torch.empty_like(k), torch.empty_like(v)
     tile_size = n * groups * min(block_q, seq_q) * min(block_k, seq_k)
-    p_storage, ds_storage = q.new_empty(tile_size), q.new_empty(tile_size)
+    p_storage, ds_storage = _workspace(tile_size, q, slot=1), _workspace(tile_size, q, slot=2)
     for j0 in range(0, seq_k, block_k):  # line 5
         cols = min(block_k, seq_k - j0)
         kj, vj = k_aug[:, j0 : j0 + cols], v_aug[:, j0 : j0 + cols]
@@ -181,9 +266,14 @@ def _backward(q, k, v, out, lse, grad_out, offset, scale, block_q, block_k):
                     continue  # every key of the block is hidden from every query of it
                 if j0 + cols - 1 > i0 + offset:
                     mask = _block_mask(rows, cols, i0 + offset - j0, q.device)
-            p = _scores(q_blocks[i], kj, mask, groups, rows, p_storage).exp_()  # lines 10–11
+            p = _scores(q_blocks[i], kj, p_storage)  # line 10: S − L
+            if clamp:
+                p.clamp_min_(floor)
+            p.exp_()  # line 11: P = exp(S − L)
+            if mask is not None:
+                _mask_(p, mask, groups, rows, 0.0)
             dvj_t.baddbmm_(dot_blocks[i], p)  # line 12: dVᵀ += dOᵀ P
-            ds = _scores(do_blocks[i], vj, None, groups, rows, ds_storage)  # line 13: dP − D
+            ds = _scores(do_blocks[i], vj, ds_storage)  # line 13: dP − D
             ds.mul_(p)  # line 14: dS = P ∘ (dP − D)
             dq_blocks[i].baddbmm_(ds, kj_scaled)  # line 15: dQ += s·dS K
             dkj_t.baddbmm_(qt_blocks[i], ds)  # line 16: dKᵀ += s·Qᵀ dS
@@ -253,8 +343,8 @@ def flash_attention(
     is_causal: bool = False,
     causal_align: str = "top_left",
     scale: float | None = None,
-    block_q: int = BLOCK_Q,
-    block_k: int = BLOCK_K,
+    block_q: int | None = None,
+    block_k: int | None = None,
     enable_gqa: bool = False,
 ) -> torch.Tensor:
     """Exact ``softmax(query · keyᵀ · scale) · value``, tiled so that memory grows as O(seq).
@@ -283,6 +373,7 @@ def flash_attention(
             :func:`attnlab.functional.causal_mask`.
         scale: factor on the scores; default ``1/√head_dim``.
         block_q, block_k: tile size; any positive sizes, they need not divide the lengths.
+            Default: 1024 × 256, or 256 × 256 with ``is_causal`` (measured on a 2-core CPU).
         enable_gqa: grouped-query attention; query head h uses key/value head
             ``h // (heads // kv_heads)``.
 
@@ -297,6 +388,10 @@ def flash_attention(
         raise TypeError(f"is_causal: expected a bool, got {type(is_causal).__name__}")
     if causal_align not in ALIGNMENTS:
         raise ValueError(f"causal_align: expected one of {ALIGNMENTS}, got {causal_align!r}")
+    if block_q is None:
+        block_q = BLOCK_Q_CAUSAL if is_causal else BLOCK_Q
+    if block_k is None:
+        block_k = BLOCK_K_CAUSAL if is_causal else BLOCK_K
     block_q, block_k = check_length("block_q", block_q), check_length("block_k", block_k)
     seq_q, seq_k = query.shape[-2], key.shape[-2]
     offset = None

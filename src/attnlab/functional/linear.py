@@ -35,6 +35,10 @@ EPS = 1e-6
 # tensors of 32 MiB or more are fresh pages each call, and touching them first cost 3–6× the
 # arithmetic here (benchmarks/linear_attention.py, BENCHMARKS.md).
 BLOCK_ELEMENTS = 2**20
+# Tokens per chunk of the causal form. A chunk costs 2·C·(r + d) FLOPs per token in its masked
+# quadratic form and r·(d + 1)/C state elements per token to write, scan and read; C = 64 was
+# fastest of 16…512 for elu and within 3% for FAVOR+ (r = 256) at T = 16384, d = 64 here.
+CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -213,16 +217,6 @@ def _with_ones(v: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _default_chunk(r: int, d_value: int) -> int:
-    """Chunk length C for the causal form: √(r · d_value) rounded to a power of two in [16, 512].
-
-    Within a chunk the masked quadratic form costs ~2·C·(r + d_value) per token, the state
-    before each chunk ~2·r·d_value/C per token in memory: C = √(r·d_value) balances memory
-    between the two at O(T · (r + d_value)).
-    """
-    return 2 ** min(9, max(4, round(math.log2(math.sqrt(r * (d_value + 1))))))
-
-
 def _block_rows(rows_per_token: int, r: int, multiple: int) -> int:
     """Tokens per block: about BLOCK_ELEMENTS features, a multiple of ``multiple``."""
     rows = max(1, BLOCK_ELEMENTS // max(1, rows_per_token * r))
@@ -269,7 +263,7 @@ def _causal(q, k, v, fm, sums, chunk, eps, lead):
     n, groups, length, d = q.shape
     r = fm.output_dim(d)
     out = q.new_empty(n, groups, length, v.shape[-1])
-    chunk = min(chunk or _default_chunk(r, v.shape[-1]), max(1, length))
+    chunk = min(chunk or CHUNK, max(1, length))
     block = _block_rows(n * groups, r, chunk)
     for start in range(0, length, block):
         stop = min(length, start + block)
@@ -344,8 +338,9 @@ def linear_attention(
     Equals :func:`kernel_attention` with the kernel ``φ(q)ᵀφ(k)`` up to rounding (Katharopoulos
     et al., 2020, Section 3.2). Causal: the prefix sums ``S_i, z_i`` are carried across chunks of
     ``chunk_size`` tokens and, within a chunk, the masked quadratic form ``φ(Q_c)φ(K_c)ᵀ`` is
-    applied (their Section 3.3, by chunks): memory O(T · (r + d)), never the O(T · r · d) of
-    materialising every prefix state.
+    applied (their Section 3.3, by chunks). Features are computed a block of rows at a time, so
+    a forward pass holds the output and O(block · (r + d)); autograd keeps the features and one
+    state per chunk, O(T · (r + d)) for C ≈ d, never the O(T · r · d) of every prefix state.
 
     Args:
         query: ``(..., heads, seq_q, head_dim)``; key ``(..., kv_heads, seq_k, head_dim)``;
@@ -356,9 +351,9 @@ def linear_attention(
         causal: query i sees keys ``j ≤ i`` (needs ``seq_q == seq_k``).
         eps: smallest accepted normaliser; smaller ones (a map with non-positive outputs, or
             underflow) raise ``ValueError`` naming the map, never return NaN or inf.
-        chunk_size: causal: tokens per chunk (default ~√(r·d_value), a power of two); not
-            causal: tokens featurised at once (default: as many as fit in 2²⁵ features). Any
-            positive size; it need not divide the length.
+        chunk_size: causal: tokens per chunk (default ``CHUNK`` = 64); not causal: tokens
+            featurised at once (default: about ``BLOCK_ELEMENTS`` = 2²⁰ features per block).
+            Any positive size; it need not divide the length.
         enable_gqa: query head h uses key/value head ``h // (heads // kv_heads)``; the sums are
             kept per key/value head, not repeated.
 
@@ -416,14 +411,15 @@ def linear_attention_decode(
         state = LinearAttentionState(query.new_zeros(expected, dtype=dtype), 0)
     if not isinstance(state, LinearAttentionState):
         raise TypeError(f"state: expected a LinearAttentionState, got {type(state).__name__}")
-    if tuple(state.sums.shape) != expected or state.sums.dtype != dtype:
+    sums = state.sums
+    if (tuple(sums.shape), sums.dtype, sums.device) != (expected, dtype, query.device):
         raise ValueError(
-            f"state: expected sums of shape {expected} (batch, kv_heads, r, d_value + 1) and "
-            f"dtype {dtype} for this input and {fm!r}, got {tuple(state.sums.shape)} "
-            f"{state.sums.dtype}"
+            f"state: expected sums of shape {expected} (batch, kv_heads, r, d_value + 1), "
+            f"{dtype} on {query.device} for this input and {fm!r}, got {tuple(sums.shape)}, "
+            f"{sums.dtype} on {sums.device}"
         )
     q, k, v = _canonical(query, key, value)
-    sums = state.sums.reshape(-1, r, value.shape[-1] + 1)
+    sums = sums.reshape(-1, r, value.shape[-1] + 1)
     out, sums = _causal(q, k, v, fm, sums, chunk_size, eps, query.shape[:-2])
     out = out.to(query.dtype).reshape(*query.shape[:-1], value.shape[-1])
     return out, LinearAttentionState(sums.reshape(expected), state.length + query.shape[-2])
@@ -455,14 +451,9 @@ def linear_attention_step(
         check_tensor(name, x, min_dim=3)
         if x.dim() != 3:
             raise ValueError(f"{name}: expected (batch, heads, dim), got shape {tuple(x.shape)}")
+    q, k, v = (x.unsqueeze(-2) for x in (q_t, k_t, v_t))  # (batch, heads, 1, dim)
     out, state = linear_attention_decode(
-        q_t.unsqueeze(-2),
-        k_t.unsqueeze(-2),
-        v_t.unsqueeze(-2),
-        feature_map,
-        state,
-        eps=eps,
-        enable_gqa=enable_gqa,
+        q, k, v, feature_map, state, eps=eps, enable_gqa=enable_gqa
     )
     return out.squeeze(-2), state
 
