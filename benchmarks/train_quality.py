@@ -55,6 +55,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--bias", action="store_true", help="biases in Linear/LayerNorm (attnlab's default)"
     )
     p.add_argument(
+        "--positions",
+        default="learned",
+        choices=("learned", "sinusoidal", "rope", "alibi", "none"),
+        help="position scheme (default learned, nanoGPT's)",
+    )
+    p.add_argument(
+        "--norm-kind", default="layernorm", choices=("layernorm", "rmsnorm"), help="normalisation"
+    )
+    p.add_argument("--ffn", default="gelu", choices=("gelu", "swiglu"), help="feed-forward kind")
+    p.add_argument(
         "--reference",
         action="store_true",
         help="train the plain PyTorch baseline with nanoGPT's loop instead of attnlab's trainer",
@@ -91,7 +101,15 @@ def wait_for_idle(limit_s: float, threshold: float = 0.1) -> float:
 
 def configs(args, out: str) -> tuple[GPTConfig, TrainConfig]:
     model = GPTConfig(
-        context=64, n_layers=4, n_heads=4, d_model=128, dropout=0.0, bias=args.bias
+        context=64,
+        n_layers=4,
+        n_heads=4,
+        d_model=128,
+        dropout=0.0,
+        bias=args.bias,
+        positions=args.positions,
+        norm_kind=args.norm_kind,
+        ffn=args.ffn,
     )  # vocab_size is set from the text by the trainer (65 characters)
     run = TrainConfig(
         text_file=args.text_file,
@@ -250,7 +268,8 @@ def main(argv=None) -> None:
             "char-level, "
             f"4 layers, 4 heads, d_model 128, context 64, batch 12, {args.max_iters} iterations, "
             f"lr 1e-3 (warm-up 100, cosine to 1e-4), AdamW wd 0.1 betas (0.9, 0.99), clip 1.0, "
-            f"dropout 0, bias {args.bias}, eval every {args.eval_interval} on "
+            f"dropout 0, bias {args.bias}, positions {args.positions}, {args.norm_kind}, "
+            f"{args.ffn}, eval every {args.eval_interval} on "
             f"{args.eval_iters} batches, seed {args.seed}"
         )
         print(f"CPU busy before: {busy:.0%}; load average before: {fmt_load(load_before)}")

@@ -109,12 +109,14 @@ def _check_causal(causal, query, key) -> None:
         )
 
 
-def _normalise(numerator, normaliser, eps: float, what, where=None) -> torch.Tensor:
+def _normalise(numerator, normaliser, eps: float, what, where=None, out=None) -> torch.Tensor:
     """``numerator / normaliser`` after checking every normaliser is finite and above ``eps``.
 
     A normaliser at or below zero means the query has no positive similarity to the keys it
     sees; dividing would give ±inf or 0/0 = NaN, so the call fails and says why. ``where`` is
     ``(query.shape[:-2], first row)`` when the normaliser is a ``(n, G, rows, 1)`` block.
+    ``out``: where to write the quotient (a view of the caller's output), unless autograd needs
+    the operation recorded; the written tensor is returned either way.
     """
     if normaliser.numel() == 0:
         return numerator / normaliser
@@ -139,7 +141,12 @@ def _normalise(numerator, normaliser, eps: float, what, where=None) -> torch.Ten
                 f"{normaliser.numel()} checked with it) with {what.name!r}, so its output would "
                 f"be inf or NaN{reason}"
             )
-    return numerator / normaliser
+    if out is None:
+        return numerator / normaliser
+    if torch.is_grad_enabled() and (numerator.requires_grad or normaliser.requires_grad):
+        out.copy_(numerator / normaliser)  # out= is not differentiable; copy_ is
+        return out
+    return torch.div(numerator, normaliser, out=out)
 
 
 def _expand_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -223,6 +230,11 @@ def _block_rows(rows_per_token: int, r: int, multiple: int) -> int:
     return max(multiple, rows // multiple * multiple)
 
 
+def _past(c: int, like: torch.Tensor) -> torch.Tensor:
+    """``(c, c)`` lower-triangular ones in ``like``'s dtype: 1 where key j ≤ query i."""
+    return torch.ones(c, c, dtype=like.dtype, device=like.device).tril_()
+
+
 def _causal_segment(fq, fk, va, sums, chunk):
     """Causal linear attention over one segment whose length is a multiple of ``chunk``.
 
@@ -249,9 +261,13 @@ def _causal_segment(fq, fk, va, sums, chunk):
         state = state + chunk_sums[:, i]
     out = fq @ before.unsqueeze(1)  # (n, G, m, C, d_value + 1): the earlier chunks
     scores = fq @ fk.unsqueeze(1).transpose(-2, -1)  # (n, G, m, C, C)
-    future = torch.ones(c, c, dtype=torch.bool, device=scores.device).triu(1)
-    out = out + scores.masked_fill_(future, 0.0) @ va.unsqueeze(1)  # the chunk itself, j ≤ i
-    return out.reshape(n, groups, length, -1), state
+    scores = scores * _past(c, scores)  # keys j ≤ i of the chunk itself
+    # + the chunk itself, accumulated in place (a pass fewer than ``out + …``); expanding the
+    # values over the G query heads of a group copies them only when G > 1
+    width = va.shape[-1]
+    values = va.unsqueeze(1).expand(n, groups, *va.shape[1:]).reshape(-1, c, width)
+    out = out.view(-1, c, width).baddbmm_(scores.view(-1, c, c), values)
+    return out.view(n, groups, length, -1), state
 
 
 def _causal(q, k, v, fm, sums, chunk, eps, lead):
@@ -275,10 +291,8 @@ def _causal(q, k, v, fm, sums, chunk, eps, lead):
             cuts.append((main, stop - start, stop - start - main))
         for a, b, c in cuts:
             part, sums = _causal_segment(fq[:, :, a:b], fk[:, a:b], va[:, a:b], sums, c)
-            where = (lead, start + a)
-            out[:, :, start + a : start + b] = _normalise(
-                part[..., :-1], part[..., -1:], eps, fm, where
-            )
+            where, target = (lead, start + a), out[:, :, start + a : start + b]
+            _normalise(part[..., :-1], part[..., -1:], eps, fm, where, out=target)
     return out, sums
 
 
@@ -298,10 +312,8 @@ def _noncausal(q, k, v, fm, chunk, eps, lead):
     out = q.new_empty(n, groups, length, d_value)
     for start in range(0, length, block):
         part = fm.query_features(q[:, :, start : start + block]) @ sums  # (n, G, rows, dv + 1)
-        where = (lead, start)
-        out[:, :, start : start + block] = _normalise(
-            part[..., :-1], part[..., -1:], eps, fm, where
-        )
+        where, target = (lead, start), out[:, :, start : start + block]
+        _normalise(part[..., :-1], part[..., -1:], eps, fm, where, out=target)
     return out
 
 
