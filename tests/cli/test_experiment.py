@@ -15,10 +15,13 @@ NAMES = [
     "softmax-saturation",
     "argmax-vs-softmax",
     "quadratic-scaling",
+    "flash-memory",
     "permutation-equivariance",
     "sinusoidal-offset",
     "rope-relative",
     "prenorm-vs-postnorm",
+    "favor-error",
+    "linear-timing",
     "positions",
     "norm-ffn",
 ]
@@ -41,6 +44,18 @@ def test_json_has_name_columns_rows_summary(capsys):
     assert all(list(row) == data["columns"] for row in data["rows"])
     assert data["summary"]["seed_hard_output"] == [1.0, 4.0, 3.0]
     assert data["params"]["random_cases"] == 1 and data["params"]["seed"] == 0
+
+
+def test_favor_error_json_and_figure(capsys, tmp_path):
+    path = tmp_path / "favor.png"
+    args = ["experiment", "favor-error", "--json", "--n-features", "16,64", "--draws", "2"]
+    assert main([*args, "--seq", "32", "--set", "input_std=0.25", "--plot", str(path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["name"] == "favor-error" and "seed 003 problem 6" in data["question"]
+    assert [row["n_features"] for row in data["rows"]] == [16, 64, 16, 64]
+    assert all(list(row) == data["columns"] for row in data["rows"])
+    assert data["summary"]["slope_std_0.25_orthogonal"] < 0
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
 
 
 def test_flags_and_set_reach_the_experiment(capsys):

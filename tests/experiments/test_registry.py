@@ -19,10 +19,13 @@ NAMES = [
     "softmax-saturation",
     "argmax-vs-softmax",
     "quadratic-scaling",
+    "flash-memory",
     "permutation-equivariance",
     "sinusoidal-offset",
     "rope-relative",
     "prenorm-vs-postnorm",
+    "favor-error",
+    "linear-timing",
     "positions",
     "norm-ffn",
 ]

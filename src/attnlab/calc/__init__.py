@@ -14,6 +14,7 @@ Each function validates its inputs and returns a frozen dataclass whose fields a
 ``attention_ops``         exact multiplications, additions, divisions and exps of SDPA
 ``head_split``            ``H`` heads of ``d/H`` against one head of ``d``
 ``length_ratio``          cost ratio of attention between two lengths
+``linear_attention_ops``  matmul FLOPs of linear attention, O(T·r·d), beside softmax's O(T²·d)
 ``decode_step``           compute, memory traffic and intensity of one decoding step
 ========================  =====================================================================
 """
@@ -24,6 +25,7 @@ from .decode import DecodeStep, decode_layouts, decode_step
 from .figures import Figures, Part
 from .flops import FlopCount, flops, flops_from_params, training_flops
 from .kv_cache import DTYPE_BYTES, KVCacheSize, dtype_bytes, kv_cache, kv_cache_layouts
+from .linear import LinearAttentionOps, linear_attention_ops
 from .ops import AttentionOps, HeadSplit, LengthRatio, attention_ops, head_split, length_ratio
 from .params import (
     AttentionParams,
@@ -48,6 +50,7 @@ __all__ = [
     "HeadSplit",
     "KVCacheSize",
     "LengthRatio",
+    "LinearAttentionOps",
     "ParamCount",
     "Part",
     "attention_ops",
@@ -65,6 +68,7 @@ __all__ = [
     "kv_cache",
     "kv_cache_layouts",
     "length_ratio",
+    "linear_attention_ops",
     "rule_of_thumb_params",
     "training_flops",
 ]

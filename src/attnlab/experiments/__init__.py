@@ -14,10 +14,12 @@ from . import (  # noqa: F401
     saturation,
     hard_vs_soft,
     scaling,
+    flash_memory,
     equivariance,
     sinusoidal_offset,
     rope_relative,
     norms,
+    linear_attention,
     model_comparisons,
 )
 
