@@ -253,12 +253,19 @@ def _causal_segment(fq, fk, va, sums, chunk):
     chunk_sums = fk.transpose(-2, -1) @ va  # (n, m, r, d_value + 1): each chunk's Σ φ(k)[v,1]ᵀ
     # Exclusive prefix sums over the chunks: the state each chunk starts from. A loop of m adds
     # on (n, r, d_value + 1) slices moves each element once; torch's cumsum along a middle dim
-    # took 2.5 copies' time here.
+    # took 1.8 times as long here.
     before = torch.empty_like(chunk_sums)
-    state = fq.new_zeros(chunk_sums[:, 0].shape) if sums is None else sums
-    for i in range(length // c):
-        before[:, i] = state
-        state = state + chunk_sums[:, i]
+    if sums is None:
+        before[:, 0] = 0.0
+    else:
+        before[:, 0] = sums
+    recorded = torch.is_grad_enabled() and (chunk_sums.requires_grad or before.requires_grad)
+    for i in range(1, length // c):  # one add per chunk, written where it is read
+        if recorded:  # out= is not differentiable; assigning into the slice is
+            before[:, i] = before[:, i - 1] + chunk_sums[:, i - 1]
+        else:
+            torch.add(before[:, i - 1], chunk_sums[:, i - 1], out=before[:, i])
+    state = before[:, -1] + chunk_sums[:, -1]
     out = fq @ before.unsqueeze(1)  # (n, G, m, C, d_value + 1): the earlier chunks
     scores = fq @ fk.unsqueeze(1).transpose(-2, -1)  # (n, G, m, C, C)
     scores = scores * _past(c, scores)  # keys j ≤ i of the chunk itself
