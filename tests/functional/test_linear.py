@@ -390,3 +390,16 @@ def test_linear_attend_is_the_unchecked_twin():
     for causal in (False, True):
         checked = linear_attention(q, k, v, fm, causal=causal, enable_gqa=True)
         assert torch.equal(linear_attend(q, k, v, fm, causal=causal), checked)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("index", [0, 1, 2])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_input_is_named_wherever_it_lies(causal, index, bad):
+    """The checked entry point checks its inputs block by block: a bad value in a late block
+    (after blocks already computed) is still reported with the argument's name."""
+    tensors = [randn(2, 3, 300, 8, seed=s, dtype=torch.float32) for s in range(3)]
+    tensors[index][1, 2, 250, 3] = bad
+    name = ("query", "key", "value")[index]
+    with pytest.raises(ValueError, match=f"^{name}: contains NaN or infinite values"):
+        linear_attention(*tensors, "elu", causal=causal, chunk_size=16)

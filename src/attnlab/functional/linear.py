@@ -26,7 +26,7 @@ import torch
 from .feature_maps import FeatureMap, Kernel
 from .feature_maps import feature_map as make_feature_map
 from .feature_maps import kernel as make_kernel
-from .validation import check_length, check_qkv, check_tensor
+from .validation import check_finite, check_length, check_qkv, check_tensor
 
 # Smallest normaliser Σ_j sim(q_i, k_j) accepted; below it the output is refused, not divided.
 EPS = 1e-6
@@ -277,7 +277,19 @@ def _causal_segment(fq, fk, va, sums, chunk):
     return out.view(n, groups, length, -1), state
 
 
-def _causal(q, k, v, fm, sums, chunk, eps, lead):
+def _rows(x: torch.Tensor, start: int, stop: int, name: str | None) -> torch.Tensor:
+    """Rows ``start:stop`` of ``x`` (dim −2), checked finite first when ``name`` is given.
+
+    The checked entry points check their inputs here, a block at a time, instead of in one
+    pass over each whole tensor before the work: the block is then read again from cache.
+    """
+    block = x[..., start:stop, :]
+    if name is not None:
+        check_finite(name, block)
+    return block
+
+
+def _causal(q, k, v, fm, sums, chunk, eps, lead, names=(None, None, None)):
     """``(n, G, T, d_value)`` outputs and the final state ``[S | z]``, block by block.
 
     Each block of rows is featurised at once and runs as chunks of ``chunk`` tokens (a last,
@@ -290,8 +302,9 @@ def _causal(q, k, v, fm, sums, chunk, eps, lead):
     block = _block_rows(n * groups, r, chunk)
     for start in range(0, length, block):
         stop = min(length, start + block)
-        fq, fk = fm.query_features(q[:, :, start:stop]), fm(k[:, start:stop])
-        va = _with_ones(v[:, start:stop])
+        fq = fm.query_features(_rows(q, start, stop, names[0]))
+        fk = fm(_rows(k, start, stop, names[1]))
+        va = _with_ones(_rows(v, start, stop, names[2]))
         main = (stop - start) // chunk * chunk
         cuts = [(0, main, chunk)] if main else []
         if main < stop - start:
@@ -303,7 +316,7 @@ def _causal(q, k, v, fm, sums, chunk, eps, lead):
     return out, sums
 
 
-def _noncausal(q, k, v, fm, chunk, eps, lead):
+def _noncausal(q, k, v, fm, chunk, eps, lead, names=(None, None, None)):
     """``φ(Q)ᵀ(Σ_j φ(K_j)[V_j, 1]ᵀ)`` normalised, ``(n, G, seq_q, d_value)``: keys and then
     queries featurised a block of rows at a time."""
     n, groups, length, d = q.shape
@@ -311,14 +324,16 @@ def _noncausal(q, k, v, fm, chunk, eps, lead):
     block = chunk or _block_rows(n * groups, r, 1)
     kv_sum, key_sum = q.new_zeros(n, r, d_value), q.new_zeros(n, r)  # no keys: normaliser 0
     for start in range(0, k.shape[1], block):
-        fk = fm(k[:, start : start + block])  # (n, rows, r)
+        fk = fm(_rows(k, start, start + block, names[1]))  # (n, rows, r)
+        vb = _rows(v, start, start + block, names[2])
         # S and z apart: a pass over φ(K) for z costs less than writing [V, 1]
-        kv_sum = torch.baddbmm(kv_sum, fk.transpose(-2, -1), v[:, start : start + block])
+        kv_sum = torch.baddbmm(kv_sum, fk.transpose(-2, -1), vb)
         key_sum = key_sum + fk.sum(dim=1)
     sums = torch.cat([kv_sum, key_sum.unsqueeze(-1)], dim=-1).unsqueeze(1)  # (n, 1, r, dv + 1)
     out = q.new_empty(n, groups, length, d_value)
     for start in range(0, length, block):
-        part = fm.query_features(q[:, :, start : start + block]) @ sums  # (n, G, rows, dv + 1)
+        fq = fm.query_features(_rows(q, start, start + block, names[0]))
+        part = fq @ sums  # (n, G, rows, dv + 1)
         where, target = (lead, start), out[:, :, start : start + block]
         _normalise(part[..., :-1], part[..., -1:], eps, fm, where, out=target)
     return out
@@ -332,12 +347,17 @@ def linear_attend(query, key, value, fm: FeatureMap, *, causal=False, eps=EPS, c
     """:func:`linear_attention` without the boundary checks, for modules whose inputs are
     already known to be well formed. ``fm`` must be a :class:`FeatureMap`; grouped-query
     attention follows from the shapes (fewer key/value heads than query heads)."""
+    return _attend(query, key, value, fm, causal, eps, chunk_size)
+
+
+def _attend(query, key, value, fm, causal, eps, chunk_size, names=(None, None, None)):
+    """The work of :func:`linear_attend`; ``names`` given: check each block finite first."""
     q, k, v = _canonical(query, key, value)
     lead = query.shape[:-2]
     if causal:
-        out, _ = _causal(q, k, v, fm, None, chunk_size, eps, lead)
+        out, _ = _causal(q, k, v, fm, None, chunk_size, eps, lead, names)
     else:
-        out = _noncausal(q, k, v, fm, chunk_size, eps, lead)
+        out = _noncausal(q, k, v, fm, chunk_size, eps, lead, names)
     return out.to(query.dtype).reshape(*query.shape[:-1], value.shape[-1])
 
 
@@ -379,11 +399,12 @@ def linear_attention(
     Returns:
         ``(..., heads, seq_q, d_value)`` in the query's dtype (half inputs computed in float32).
     """
-    check_qkv(query, key, value, enable_gqa=enable_gqa)
+    check_qkv(query, key, value, enable_gqa=enable_gqa, finite=False)  # finite: by blocks
     fm = make_feature_map(feature_map)
     eps, chunk_size = _check_eps(eps), _check_chunk(chunk_size)
     _check_causal(causal, query, key)
-    return linear_attend(query, key, value, fm, causal=causal, eps=eps, chunk_size=chunk_size)
+    names = ("query", "key", "value")
+    return _attend(query, key, value, fm, causal, eps, chunk_size, names)
 
 
 def linear_attention_decode(

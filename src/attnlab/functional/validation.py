@@ -8,8 +8,12 @@ import torch
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def check_tensor(name: str, x, *, min_dim: int = 2) -> torch.Tensor:
-    """``x`` must be a finite floating-point tensor with at least ``min_dim`` dims."""
+def check_tensor(name: str, x, *, min_dim: int = 2, finite: bool = True) -> torch.Tensor:
+    """``x`` must be a finite floating-point tensor with at least ``min_dim`` dims.
+
+    ``finite=False`` leaves the finiteness check to the caller (:func:`check_finite`), for a
+    caller that checks the values block by block as it reads them.
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
@@ -22,9 +26,15 @@ def check_tensor(name: str, x, *, min_dim: int = 2) -> torch.Tensor:
             f"{name}: expected at least {min_dim} dims (..., seq, head_dim), got shape "
             f"{tuple(x.shape)}"
         )
+    if finite:
+        check_finite(name, x)
+    return x
+
+
+def check_finite(name: str, x: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming ``name`` if ``x`` holds NaN or an infinite value."""
     if not all_finite(x):
         raise ValueError(f"{name}: contains NaN or infinite values")
-    return x
 
 
 def all_finite(x: torch.Tensor) -> bool:
@@ -40,15 +50,16 @@ def all_finite(x: torch.Tensor) -> bool:
         return bool(torch.isfinite(x).all())
 
 
-def check_qkv(query, key, value, *, enable_gqa: bool = False) -> None:
+def check_qkv(query, key, value, *, enable_gqa: bool = False, finite: bool = True) -> None:
     """Check shapes, dtypes and devices of ``(..., heads, seq, head_dim)`` query, key, value.
 
     Batch dims must match exactly (nothing is broadcast); with ``enable_gqa`` the head dim
-    (``-3``) of the query may be a multiple of that of key and value.
+    (``-3``) of the query may be a multiple of that of key and value. ``finite=False``: the
+    caller checks the values itself (see :func:`check_tensor`).
     """
-    check_tensor("query", query)
-    check_tensor("key", key)
-    check_tensor("value", value)
+    check_tensor("query", query, finite=finite)
+    check_tensor("key", key, finite=finite)
+    check_tensor("value", value, finite=finite)
     if not query.dtype == key.dtype == value.dtype:
         raise TypeError(
             f"query, key, value: expected one dtype, got {query.dtype}, {key.dtype}, {value.dtype}"
