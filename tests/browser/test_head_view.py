@@ -1,12 +1,7 @@
-"""The head view in a real browser (Debian's Chromium driven by Playwright).
-
-Never skipped: scripts/test installs Chromium, and without it these tests fail and say how to
-get it. ATTNLAB_CHROMIUM points at another Chromium binary.
-"""
+"""The head view in a real browser (Debian's Chromium driven by Playwright; the ``browser``
+fixture is in conftest.py)."""
 
 import io
-import os
-from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -14,16 +9,6 @@ import pytest
 
 from attnlab.viz import HeadView, pattern_checksum, write_head_view
 
-CHROMIUM = Path(os.environ.get("ATTNLAB_CHROMIUM", "/usr/bin/chromium"))
-# No sandbox (tests may run as root); no GPU; and no background connections, which this
-# offline machine would refuse and which the page must not need anyway.
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = "</script><script>alert(2)</script>"
 TOKENS = ["The", "river", "bank", IMG, SCRIPT, "was", "muddy", "."]
@@ -35,24 +20,6 @@ def softmax_weights(layers, heads, seq, *, causal, seed=0) -> np.ndarray:
         scores = np.where(np.triu(np.ones((seq, seq), bool), 1), -np.inf, scores)
     scores = np.exp(scores - scores.max(-1, keepdims=True))
     return (scores / scores.sum(-1, keepdims=True)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
-            "(scripts/test does this as root) or set ATTNLAB_CHROMIUM to a Chromium binary",
-            pytrace=False,
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is missing: pip install -e '.[test]'", pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -1,10 +1,9 @@
 """The quick lab report in a real browser (Debian's Chromium driven by Playwright), from disk.
 
 The report is the one tests/lab writes (shared through the session's temporary directory), so
-the quick lab runs once for both. Launch options as in test_head_view.py.
+the quick lab runs once for both. The ``browser`` fixture is in conftest.py.
 """
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,37 +12,10 @@ from lab.conftest import quick_lab_dir
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path(os.environ.get("ATTNLAB_CHROMIUM", "/usr/bin/chromium"))
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
 
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory) -> Path:
     return quick_lab_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
-            "(scripts/test does this as root) or set ATTNLAB_CHROMIUM to a Chromium binary",
-            pytrace=False,
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is missing: pip install -e '.[test]'", pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
