@@ -38,7 +38,37 @@ def test_naive_grows_faster_than_flash_on_small_lengths(tmp_path):
     assert "exponent_sdpa_forward" not in s  # not run
     assert s["longest_common_seq"] == 1024 and 0 < s["flash_over_naive_forward+backward"] < 1
     assert s["skipped_points"] == 0
+    assert s["max_abs_diff"] is None  # no two points shared a process
     path = result.plot(tmp_path / "flash_memory.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_one_child_with_a_fixed_mmap_threshold_sees_the_same_growth(tmp_path):
+    # All points in one child process (torch imported once); naive and flash forward run on the
+    # same inputs there, so the largest difference between their outputs is recorded too.
+    labels = []
+    result = run_experiment(
+        "flash-memory",
+        lengths=(256, 512, 1024),
+        methods="naive,flash",
+        passes="forward",
+        heads=2,
+        head_dim=16,
+        isolation="child",
+        progress=labels.append,
+    )
+    assert labels == ["6 points in one child process"]
+    assert [(r["passes"], r["method"], r["seq"]) for r in result.rows] == [
+        ("forward", m, t) for m in ("naive", "flash") for t in (256, 512, 1024)
+    ]
+    for row in result.rows:
+        assert row["skipped"] is None and row["peak_bytes"] > 0, row
+    s = result.summary
+    naive, flash = s["exponent_naive_forward"], s["exponent_flash_forward"]
+    assert naive > 1.3 and naive > flash + 0.3, result.rows
+    assert s["exponent_naive_forward+backward"] is None  # not run
+    assert 0 <= s["max_abs_diff"] < 1e-4
+    path = result.plot(tmp_path / "flash_memory.png")  # one panel: the forward pass
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -47,7 +77,8 @@ def test_naive_points_that_do_not_fit_are_reported_not_run(monkeypatch):
     # take 16 MiB, the backward's 4 take 32 MiB. No point is run (sdpa and flash are left out).
     monkeypatch.setattr(flash_memory, "available_bytes", lambda: 40 * 2**20)
     monkeypatch.setattr(flash_memory.subprocess, "run", _no_subprocess)
-    rows = flash_memory.measure((2048,), heads=2, head_dim=16, methods=("naive",))
+    rows, diff = flash_memory.measure((2048,), heads=2, head_dim=16, methods=("naive",))
+    assert diff is None
     assert [r["skipped"] is not None for r in rows] == [True, True]
     assert "needs ~0.1 GiB, more than 60% of the 0.0 GiB available: not run" in rows[1]["skipped"]
     assert all(r["peak_bytes"] is None for r in rows)
@@ -88,6 +119,8 @@ def test_summary_from_rows():
         ({"methods": "naive,fast"}, "methods"),
         ({"methods": ""}, "methods"),
         ({"heads": 0}, "heads"),
+        ({"passes": "backward"}, "passes"),
+        ({"isolation": "thread"}, "isolation"),
     ],
 )
 def test_bad_parameters_name_themselves(params, words):
