@@ -403,3 +403,21 @@ def test_non_finite_input_is_named_wherever_it_lies(causal, index, bad):
     name = ("query", "key", "value")[index]
     with pytest.raises(ValueError, match=f"^{name}: contains NaN or infinite values"):
         linear_attention(*tensors, "elu", causal=causal, chunk_size=16)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("name", ["elu", "poly2", "favor+"])
+def test_reused_buffers_give_the_recorded_result(monkeypatch, causal, name):
+    """Without autograd, every block computes into buffers reused from the block before; with
+    autograd, each allocates afresh. Both must agree, over many blocks and a GQA group."""
+    monkeypatch.setattr(linear_module, "BLOCK_ELEMENTS", 2**9)  # a few dozen rows per block
+    fm = feature_map(name, n_features=16, seed=1) if name == "favor+" else feature_map(name)
+    q = randn(2, 4, 203, 4, seed=1, dtype=torch.float64) * 0.5
+    k, v = (randn(2, 2, 203, 4, seed=s, dtype=torch.float64) * 0.5 for s in (2, 3))
+    with torch.no_grad():
+        reused = linear_attention(q, k, v, fm, causal=causal, enable_gqa=True, chunk_size=8)
+    recorded = linear_attention(
+        q.requires_grad_(), k, v, fm, causal=causal, enable_gqa=True, chunk_size=8
+    )
+    assert recorded.requires_grad
+    assert max_abs(reused, recorded.detach()) <= 1e-12

@@ -43,6 +43,12 @@ class FeatureMap:
     def query_features(self, x: torch.Tensor) -> torch.Tensor:
         return self(x)
 
+    def features(self, x: torch.Tensor, *, query: bool = False, scratch=None, slot: str = ""):
+        """:meth:`query_features` (``query``) or ``φ(x)``. ``scratch``, when given, is a source
+        of reusable buffers (``scratch.get(name, shape)``, names starting with ``slot``) that a
+        map may compute into instead of allocating; the result may then be such a buffer."""
+        return self.query_features(x) if query else self(x)
+
     def __repr__(self) -> str:
         return f"feature_map({self.name!r})"
 
@@ -67,6 +73,14 @@ class EluFeatureMap(FeatureMap):
         if torch.is_grad_enabled() and x.requires_grad:
             return low + x.relu()  # exp_'s backward reads its output: no in-place add
         return low.add_(x.relu())
+
+    def features(self, x: torch.Tensor, *, query: bool = False, scratch=None, slot: str = ""):
+        if scratch is None:
+            return self(x)
+        out, positive = scratch.get(slot + "φ", x.shape), scratch.get(slot + "+", x.shape)
+        torch.clamp_max(x, 0.0, out=out)  # min(x, 0)
+        torch.sub(x, out, out=positive)  # max(x, 0) = x − min(x, 0), exactly
+        return out.exp_().add_(positive)
 
 
 class ReluFeatureMap(FeatureMap):

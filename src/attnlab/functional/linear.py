@@ -216,9 +216,42 @@ def _canonical(query, key, value):
     return q, k, v
 
 
-def _with_ones(v: torch.Tensor) -> torch.Tensor:
+class _Scratch:
+    """Buffers that every block of one call reuses, by name: for calls autograd does not record.
+
+    A fresh block-sized temporary (4 MiB) is mapped anew by glibc's allocator when the previous
+    one was returned to the system, and every page is then faulted in on first touch; with
+    these the pages are touched once per call. Measured at T = 16384 (BENCHMARKS.md): raising
+    glibc's thresholds so that nothing was returned made the calls 15–30% faster.
+    """
+
+    def __init__(self, like: torch.Tensor):
+        self.like, self.buffers = like, {}
+
+    def get(self, name: str, shape) -> torch.Tensor:
+        numel = math.prod(shape)
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.numel() < numel:
+            buffer = self.buffers[name] = self.like.new_empty(numel)
+        return buffer[:numel].view(shape)
+
+    @staticmethod
+    def of(*tensors) -> _Scratch | None:
+        """A scratch for these inputs, or None when autograd records the call."""
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+            return None
+        return _Scratch(tensors[0])
+
+
+def _buffer(scratch: _Scratch | None, name: str, shape) -> torch.Tensor | None:
+    """``scratch.get(name, shape)``, or None (``out=None``: allocate) without a scratch."""
+    return None if scratch is None else scratch.get(name, shape)
+
+
+def _with_ones(v: torch.Tensor, scratch: _Scratch | None = None) -> torch.Tensor:
     """``[v, 1]``, ``(n, seq, d_value + 1)``, written once (``F.pad`` would fill, then copy)."""
-    out = v.new_empty((*v.shape[:-1], v.shape[-1] + 1))
+    shape = (*v.shape[:-1], v.shape[-1] + 1)
+    out = v.new_empty(shape) if scratch is None else scratch.get("[v, 1]", shape)
     out[..., :-1] = v
     out[..., -1] = 1.0
     return out
@@ -235,12 +268,13 @@ def _past(c: int, like: torch.Tensor) -> torch.Tensor:
     return torch.ones(c, c, dtype=like.dtype, device=like.device).tril_()
 
 
-def _causal_segment(fq, fk, va, sums, chunk):
+def _causal_segment(fq, fk, va, sums, chunk, scratch=None):
     """Causal linear attention over one segment whose length is a multiple of ``chunk``.
 
     Args:
         fq: ``(n, G, L, r)`` query features; fk ``(n, L, r)``; va ``(n, L, d_value + 1)``.
         sums: ``(n, r, d_value + 1)`` state ``[S | z]`` of the tokens before, or None.
+        scratch: buffers to compute into (inference), or None.
 
     Returns:
         ``(n, G, L, d_value + 1)`` numerators and normalisers, and the state after the segment.
@@ -250,11 +284,13 @@ def _causal_segment(fq, fk, va, sums, chunk):
     fq = fq.reshape(n, groups, length // c, c, r)  # (n, G, m, C, r)
     fk = fk.reshape(n, length // c, c, r)  # (n, m, C, r)
     va = va.reshape(n, length // c, c, va.shape[-1])  # (n, m, C, d_value + 1)
-    chunk_sums = fk.transpose(-2, -1) @ va  # (n, m, r, d_value + 1): each chunk's Σ φ(k)[v,1]ᵀ
+    width, m = va.shape[-1], length // c
+    # (n, m, r, d_value + 1): each chunk's Σ φ(k)[v, 1]ᵀ
+    chunk_sums = torch.matmul(fk.transpose(-2, -1), va, out=_buffer(scratch, "Σ", (n, m, r, width)))
     # Exclusive prefix sums over the chunks: the state each chunk starts from. A loop of m adds
     # on (n, r, d_value + 1) slices moves each element once; torch's cumsum along a middle dim
     # took 1.8 times as long here.
-    before = torch.empty_like(chunk_sums)
+    before = torch.empty_like(chunk_sums) if scratch is None else scratch.get("S", (n, m, r, width))
     if sums is None:
         before[:, 0] = 0.0
     else:
@@ -266,12 +302,15 @@ def _causal_segment(fq, fk, va, sums, chunk):
         else:
             torch.add(before[:, i - 1], chunk_sums[:, i - 1], out=before[:, i])
     state = before[:, -1] + chunk_sums[:, -1]
-    out = fq @ before.unsqueeze(1)  # (n, G, m, C, d_value + 1): the earlier chunks
-    scores = fq @ fk.unsqueeze(1).transpose(-2, -1)  # (n, G, m, C, C)
-    scores = scores * _past(c, scores)  # keys j ≤ i of the chunk itself
+    # (n, G, m, C, d_value + 1): the earlier chunks
+    out = torch.matmul(
+        fq, before.unsqueeze(1), out=_buffer(scratch, "out", (n, groups, m, c, width))
+    )
+    keys = fk.unsqueeze(1).transpose(-2, -1)
+    scores = torch.matmul(fq, keys, out=_buffer(scratch, "QKᵀ", (n, groups, m, c, c)))
+    scores.mul_(_past(c, scores))  # keys j ≤ i of the chunk itself
     # + the chunk itself, accumulated in place (a pass fewer than ``out + …``); expanding the
     # values over the G query heads of a group copies them only when G > 1
-    width = va.shape[-1]
     values = va.unsqueeze(1).expand(n, groups, *va.shape[1:]).reshape(-1, c, width)
     out = out.view(-1, c, width).baddbmm_(scores.view(-1, c, c), values)
     return out.view(n, groups, length, -1), state
@@ -300,17 +339,18 @@ def _causal(q, k, v, fm, sums, chunk, eps, lead, names=(None, None, None)):
     out = q.new_empty(n, groups, length, v.shape[-1])
     chunk = min(chunk or CHUNK, max(1, length))
     block = _block_rows(n * groups, r, chunk)
+    scratch = _Scratch.of(q, k, v)
     for start in range(0, length, block):
         stop = min(length, start + block)
-        fq = fm.query_features(_rows(q, start, stop, names[0]))
-        fk = fm(_rows(k, start, stop, names[1]))
-        va = _with_ones(_rows(v, start, stop, names[2]))
+        fq = fm.features(_rows(q, start, stop, names[0]), query=True, scratch=scratch, slot="q")
+        fk = fm.features(_rows(k, start, stop, names[1]), scratch=scratch, slot="k")
+        va = _with_ones(_rows(v, start, stop, names[2]), scratch)
         main = (stop - start) // chunk * chunk
         cuts = [(0, main, chunk)] if main else []
         if main < stop - start:
             cuts.append((main, stop - start, stop - start - main))
         for a, b, c in cuts:
-            part, sums = _causal_segment(fq[:, :, a:b], fk[:, a:b], va[:, a:b], sums, c)
+            part, sums = _causal_segment(fq[:, :, a:b], fk[:, a:b], va[:, a:b], sums, c, scratch)
             where, target = (lead, start + a), out[:, :, start + a : start + b]
             _normalise(part[..., :-1], part[..., -1:], eps, fm, where, out=target)
     return out, sums
@@ -323,8 +363,9 @@ def _noncausal(q, k, v, fm, chunk, eps, lead, names=(None, None, None)):
     r, d_value = fm.output_dim(d), v.shape[-1]
     block = chunk or _block_rows(n * groups, r, 1)
     kv_sum, key_sum = q.new_zeros(n, r, d_value), q.new_zeros(n, r)  # no keys: normaliser 0
+    scratch = _Scratch.of(q, k, v)
     for start in range(0, k.shape[1], block):
-        fk = fm(_rows(k, start, start + block, names[1]))  # (n, rows, r)
+        fk = fm.features(_rows(k, start, start + block, names[1]), scratch=scratch, slot="k")
         vb = _rows(v, start, start + block, names[2])
         # S and z apart: a pass over φ(K) for z costs less than writing [V, 1]
         kv_sum = torch.baddbmm(kv_sum, fk.transpose(-2, -1), vb)
@@ -332,8 +373,8 @@ def _noncausal(q, k, v, fm, chunk, eps, lead, names=(None, None, None)):
     sums = torch.cat([kv_sum, key_sum.unsqueeze(-1)], dim=-1).unsqueeze(1)  # (n, 1, r, dv + 1)
     out = q.new_empty(n, groups, length, d_value)
     for start in range(0, length, block):
-        fq = fm.query_features(_rows(q, start, start + block, names[0]))
-        part = fq @ sums  # (n, G, rows, dv + 1)
+        fq = fm.features(_rows(q, start, start + block, names[0]), query=True, scratch=scratch)
+        part = torch.matmul(fq, sums, out=_buffer(scratch, "part", (*fq.shape[:-1], d_value + 1)))
         where, target = (lead, start), out[:, :, start : start + block]
         _normalise(part[..., :-1], part[..., -1:], eps, fm, where, out=target)
     return out
