@@ -421,3 +421,17 @@ def test_reused_buffers_give_the_recorded_result(monkeypatch, causal, name):
     )
     assert recorded.requires_grad
     assert max_abs(reused, recorded.detach()) <= 1e-12
+
+
+def test_gradient_through_a_carried_state():
+    """A state that requires grad (inputs that do not) is recorded by autograd, not written
+    into reused buffers: gradcheck through the state of earlier tokens."""
+    q, k, v = (randn(1, 2, 70, 3, seed=s, dtype=torch.float64) for s in range(3))
+    _, state = linear_attention_decode(q[:, :, :40], k[:, :, :40], v[:, :, :40], "elu")
+
+    def tail(sums):
+        later = LinearAttentionState(sums, state.length)
+        out, _ = linear_attention_decode(q[:, :, 40:], k[:, :, 40:], v[:, :, 40:], "elu", later)
+        return out
+
+    assert torch.autograd.gradcheck(tail, (state.sums.clone().requires_grad_(),))

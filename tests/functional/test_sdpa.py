@@ -15,6 +15,8 @@ from attnlab.functional import (
 )
 from helpers import max_abs, randn
 
+# Per unit of the output's largest magnitude: a few units in the last place of float32 at
+# |out| ≈ 2–4 already reach 1e-6.
 TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-12}
 
 
@@ -65,8 +67,9 @@ def test_both_paths_match_torch(dtype, data):
     expected = F.scaled_dot_product_attention(**case)
     fused = scaled_dot_product_attention(**case)
     explicit, weights = scaled_dot_product_attention(**case, return_weights=True)
-    assert max_abs(fused, expected) <= TOLERANCE[dtype]
-    assert max_abs(explicit, expected) <= TOLERANCE[dtype]
+    tolerance = TOLERANCE[dtype] * max(1.0, float(expected.abs().max()))
+    assert max_abs(fused, expected) <= tolerance
+    assert max_abs(explicit, expected) <= tolerance
     assert not torch.isnan(explicit).any() and not torch.isnan(weights).any()
 
 

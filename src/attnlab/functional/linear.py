@@ -295,9 +295,8 @@ def _causal_segment(fq, fk, va, sums, chunk, scratch=None):
         before[:, 0] = 0.0
     else:
         before[:, 0] = sums
-    recorded = torch.is_grad_enabled() and (chunk_sums.requires_grad or before.requires_grad)
     for i in range(1, length // c):  # one add per chunk, written where it is read
-        if recorded:  # out= is not differentiable; assigning into the slice is
+        if scratch is None:  # autograd records: out= is not differentiable, slice assignment is
             before[:, i] = before[:, i - 1] + chunk_sums[:, i - 1]
         else:
             torch.add(before[:, i - 1], chunk_sums[:, i - 1], out=before[:, i])
@@ -339,7 +338,7 @@ def _causal(q, k, v, fm, sums, chunk, eps, lead, names=(None, None, None)):
     out = q.new_empty(n, groups, length, v.shape[-1])
     chunk = min(chunk or CHUNK, max(1, length))
     block = _block_rows(n * groups, r, chunk)
-    scratch = _Scratch.of(q, k, v)
+    scratch = _Scratch.of(q, k, v, *([] if sums is None else [sums]))
     for start in range(0, length, block):
         stop = min(length, start + block)
         fq = fm.features(_rows(q, start, stop, names[0]), query=True, scratch=scratch, slot="q")
