@@ -74,3 +74,19 @@ def test_bad_arguments_name_themselves(kwargs, message):
         linear_attention_ops(**args)
     with pytest.raises(TypeError, match="causal: expected True or False"):
         linear_attention_ops(16, 8, 8, causal=1)
+
+
+@pytest.mark.parametrize("name", ["elu", "relu", "poly2", "favor+"])
+@pytest.mark.parametrize("head_dim", [4, 64])
+def test_feature_dim_is_the_maps_output_dim(name, head_dim):
+    from attnlab.calc import feature_dim
+
+    fm = FavorPlusFeatureMap(48, head_dim=head_dim) if name == "favor+" else feature_map(name)
+    assert feature_dim(name, head_dim, 48) == (fm.output_dim(head_dim), name == "favor+")
+
+
+def test_feature_dim_names_the_known_maps():
+    from attnlab.calc import feature_dim
+
+    with pytest.raises(ValueError, match=r"feature_map: expected one of .*'poly2'.*got 'poly3'"):
+        feature_dim("poly3", 8)

@@ -117,6 +117,22 @@ def test_attention_ops_and_the_256_ratio(capsys):
     assert "head split" in table and "length ratio" in table and "multiplications_ratio" in table
 
 
+def test_linear_ops_beside_softmax(capsys):
+    result = run_json(capsys, "linear-ops", "--seq", "16384", "--map", "elu", "--heads", "8")
+    # elu: r = d = 64, 8·2·T·64·(2·64 + 1) against 8·2·T²·128
+    assert result["n_features"] == 64 and result["projection"] is False
+    assert result["matmul_flops"] == 8 * 2 * 16384 * 64 * 129
+    assert result["softmax_matmul_flops"] == 8 * 2 * 16384**2 * 128
+    favor = run_json(
+        capsys, "linear-ops", "--seq", "4096", "--map", "favor+", "--n-features", "128"
+    )
+    assert favor["n_features"] == 128 and favor["projection"] is True
+    poly = run_json(capsys, "linear-ops", "--seq", "100", "--head-dim", "8", "--map", "poly2")
+    assert poly["n_features"] == 1 + 8 + 36
+    table = run_table(capsys, "linear-ops", "--seq", "1000", "--causal", "--chunk", "32")
+    assert "flop_ratio" in table and "chunk_scores" in table
+
+
 def test_decode_side_by_side(capsys):
     args = ("decode", "--batch", "8", "--context", "4096", "--d-model", "4096", "--heads", "32")
     result = run_json(capsys, *args)
@@ -133,7 +149,15 @@ def test_help(capsys):
             main(args)
         assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for topic in ("params", "flops", "kv-cache", "chinchilla", "attention-ops", "decode"):
+    for topic in (
+        "params",
+        "flops",
+        "kv-cache",
+        "chinchilla",
+        "attention-ops",
+        "decode",
+        "linear-ops",
+    ):
         assert topic in out
     assert "--ff-mult" in out and "--untied" in out
     assert main(["calc"]) == 0  # no topic: the list of topics
@@ -159,6 +183,10 @@ def test_help(capsys):
         ("chinchilla", "the following arguments are required: --compute"),
         ("attention-ops --seq-q 0", "--seq-q: expected a positive integer, got 0"),
         ("decode --heads 7", "--heads: expected a divisor of --d-model 768, got 7"),
+        ("linear-ops --seq 0", "--seq: expected a positive integer, got 0"),
+        ("linear-ops --seq 8 --chunk 0", "--chunk: expected a positive integer, got 0"),
+        ("linear-ops --seq 8 --map favor+ --n-features 0", "--n-features: expected a positive"),
+        ("linear-ops --seq 8 --map poly3", "argument --map: invalid choice"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, args, message):

@@ -25,7 +25,7 @@ from .decode import DecodeStep, decode_layouts, decode_step
 from .figures import Figures, Part
 from .flops import FlopCount, flops, flops_from_params, training_flops
 from .kv_cache import DTYPE_BYTES, KVCacheSize, dtype_bytes, kv_cache, kv_cache_layouts
-from .linear import LinearAttentionOps, linear_attention_ops
+from .linear import LinearAttentionOps, feature_dim, linear_attention_ops
 from .ops import AttentionOps, HeadSplit, LengthRatio, attention_ops, head_split, length_ratio
 from .params import (
     AttentionParams,
@@ -60,6 +60,7 @@ __all__ = [
     "decode_layouts",
     "decode_step",
     "dtype_bytes",
+    "feature_dim",
     "flops",
     "flops_from_params",
     "head_layouts",

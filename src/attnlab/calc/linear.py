@@ -36,6 +36,25 @@ from .figures import Figures, Part, check_bool, check_positive_int, figure
 CHUNK = 64
 
 
+# Feature dimension r of each map of attnlab.functional.feature_maps from the head width d (and
+# the number of random features for FAVOR+), and whether the map first projects by a (d, r)
+# matrix. Tests keep r equal to FeatureMap.output_dim.
+FEATURE_MAPS = ("elu", "relu", "poly2", "favor+")
+
+
+def feature_dim(feature_map: str, head_dim: int, n_features: int = 256) -> tuple[int, bool]:
+    """``(r, projection)`` of a feature map by name: ``d`` for elu and relu, ``1 + d +
+    d·(d+1)/2`` for poly2, ``n_features`` (with a projection) for FAVOR+."""
+    d = check_positive_int("head_dim", head_dim)
+    if feature_map in ("elu", "relu"):
+        return d, False
+    if feature_map == "poly2":
+        return 1 + d + d * (d + 1) // 2, False
+    if feature_map == "favor+":
+        return check_positive_int("n_features", n_features), True
+    raise ValueError(f"feature_map: expected one of {FEATURE_MAPS}, got {feature_map!r}")
+
+
 @dataclass(frozen=True)
 class LinearAttentionOps(Figures):
     """Matmul FLOPs of one linear-attention forward and of softmax attention on the same shape."""

@@ -22,6 +22,7 @@ EXAMPLE = """topics and the exercises they answer:
   attnlab calc chinchilla --compute 1e22                              # 13.18
   attnlab calc attention-ops --seq-q 2048 --compare-length 32768      # 000 Ex 9: 256×
   attnlab calc decode --batch 8 --context 4096 --d-model 4096 --heads 32   # 003 P4
+  attnlab calc linear-ops --seq 16384 --map elu --heads 8       # 003 P6: O(N·r·D) vs O(N²·D)
 
 Counts accept 13e9 or the suffixes M, B (or G) and T (10⁶, 10⁹, 10¹²).
 """
@@ -33,7 +34,8 @@ FLAGS = {
     "ff_mult": "--ff-mult", "vocab_size": "--vocab", "context": "--context", "batch": "--batch",
     "dtype": "--dtype", "params": "--params", "tokens": "--tokens", "compute": "--compute",
     "n_q": "--seq-q", "n_k": "--seq-k", "d_k": "--head-dim", "d_v": "--d-value",
-    "tokens_per_param": "--tokens-per-param", "n_to": "--compare-length",
+    "tokens_per_param": "--tokens-per-param", "n_to": "--compare-length", "seq": "--seq",
+    "n_features": "--n-features", "chunk": "--chunk",
 }  # fmt: skip
 SUFFIXES = {"M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
 
@@ -218,6 +220,26 @@ def _ops_flags(p) -> None:
     )
 
 
+def _linear_flags(p) -> None:
+    p.add_argument("--seq", type=count, metavar="N", required=True, help="tokens T")
+    p.add_argument("--head-dim", type=count, metavar="N", default=64, help="query/key width d (64)")
+    p.add_argument(
+        "--d-value", type=count, metavar="N", help="value width d_v (default: --head-dim)"
+    )
+    p.add_argument(
+        "--map",
+        choices=calc.linear.FEATURE_MAPS,
+        default="elu",
+        help="feature map φ: r = d (elu, relu), 1 + d + d(d+1)/2 (poly2), --n-features (favor+)",
+    )
+    p.add_argument(
+        "--n-features", type=count, metavar="R", default=256, help="FAVOR+ features r (256)"
+    )
+    p.add_argument("--causal", action="store_true", help="causal: chunked prefix sums")
+    p.add_argument("--chunk", type=count, metavar="C", default=64, help="causal chunk (64)")
+    p.add_argument("--heads", type=count, metavar="N", default=1, help="heads × batch (1)")
+
+
 def _decode_flags(p) -> None:
     p.add_argument("--batch", type=count, metavar="N", default=1, help="sequences b (default 1)")
     p.add_argument("--context", type=count, metavar="N", default=1024, help="cached keys n (1024)")
@@ -316,6 +338,20 @@ def _attention_ops(args):
     return title, result, extra
 
 
+def _linear_ops(args):
+    r, projection = calc.feature_dim(args.map, args.head_dim, args.n_features)
+    result = calc.linear_attention_ops(
+        args.seq, args.head_dim, r, d_value=args.d_value, causal=args.causal, chunk=args.chunk,
+        projection=projection, n_heads=args.heads,
+    )  # fmt: skip
+    title = (
+        f"linear attention ({args.map}, r = {r}) against softmax attention: T={result.seq} "
+        f"d={result.head_dim} d_v={result.d_value} heads={result.n_heads}"
+        f"{' causal' if result.causal else ''}"
+    )
+    return title, result, {}
+
+
 def _decode(args):
     kw = {"n_layers": args.layers, "dtype": args.dtype}
     shape = (args.batch, args.context, args.d_model, args.heads)
@@ -340,6 +376,8 @@ TOPICS = (
      _attention_ops),
     ("decode", "compute, memory traffic and intensity of one decoding step", _decode_flags,
      _decode),
+    ("linear-ops", "matmul FLOPs of linear attention beside softmax attention", _linear_flags,
+     _linear_ops),
 )  # fmt: skip
 
 
