@@ -142,6 +142,7 @@ def test_blocks_of_rows_do_not_change_the_result(monkeypatch):
         c: linear_attention(q, k, v, "poly2", causal=c, chunk_size=4) for c in (False, True)
     }
     monkeypatch.setattr(linear_module, "BLOCK_ELEMENTS", 2 * 3 * 15 * 8)  # ~8 rows per block
+    monkeypatch.setattr(linear_module, "MIN_BLOCK_ROWS", 1)
     for causal in (False, True):
         got = linear_attention(q, k, v, "poly2", causal=causal, chunk_size=4 if causal else None)
         assert max_abs(got, expected[causal]) <= 1e-12
@@ -332,6 +333,7 @@ def test_vanishing_normaliser_names_batch_head_and_position(monkeypatch, causal)
     q, k = _positive(q, k)
     q[1, 3, 6] = -1.0  # one query with no positive coordinate
     monkeypatch.setattr(linear_module, "BLOCK_ELEMENTS", 2 * 4 * 4 * 4)  # blocks of 4 rows
+    monkeypatch.setattr(linear_module, "MIN_BLOCK_ROWS", 1)
     with pytest.raises(ValueError, match=r"query at index \(1, 3, 6\) \(0; 1 such"):
         linear_attention(q, k, v, "relu", causal=causal, enable_gqa=True, chunk_size=2)
 
@@ -411,6 +413,7 @@ def test_reused_buffers_give_the_recorded_result(monkeypatch, causal, name):
     """Without autograd, every block computes into buffers reused from the block before; with
     autograd, each allocates afresh. Both must agree, over many blocks and a GQA group."""
     monkeypatch.setattr(linear_module, "BLOCK_ELEMENTS", 2**9)  # a few dozen rows per block
+    monkeypatch.setattr(linear_module, "MIN_BLOCK_ROWS", 1)
     fm = feature_map(name, n_features=16, seed=1) if name == "favor+" else feature_map(name)
     q = randn(2, 4, 203, 4, seed=1, dtype=torch.float64) * 0.5
     k, v = (randn(2, 2, 203, 4, seed=s, dtype=torch.float64) * 0.5 for s in (2, 3))

@@ -30,11 +30,14 @@ from .validation import check_finite, check_length, check_qkv, check_tensor
 
 # Smallest normaliser Σ_j sim(q_i, k_j) accepted; below it the output is refused, not divided.
 EPS = 1e-6
-# Features computed at once, in elements: 2²⁰ (4 MiB of float32, the machine's L2 caches).
-# Blocks of that size stay in cache between the passes over them and reuse freed memory; whole
-# tensors of 32 MiB or more are fresh pages each call, and touching them first cost 3–6× the
-# arithmetic here (benchmarks/linear_attention.py, BENCHMARKS.md).
-BLOCK_ELEMENTS = 2**20
+# Features computed at once, in elements: 2¹⁸ (1 MiB of float32), and at least MIN_BLOCK_ROWS
+# tokens. Blocks this size keep a block's temporaries, reused from block to block, in the
+# 2 MiB L2 cache of a core here; whole tensors of 32 MiB or more are fresh pages each call,
+# and touching them first cost 3–6× the arithmetic. At T = 16384, d = 64, 2¹⁸ measured 0.86–0.94
+# of the time of 2²⁰ for elu and FAVOR+; poly2 (r = 2145) wants its 64 rows: 15 rows per block
+# took 1.2× as long (benchmarks/linear_attention.py, BENCHMARKS.md).
+BLOCK_ELEMENTS = 2**18
+MIN_BLOCK_ROWS = 64
 # Tokens per chunk of the causal form. A chunk costs 2·C·(r + d) FLOPs per token in its masked
 # quadratic form and r·(d + 1)/C state elements per token to write, scan and read; C = 64 was
 # fastest of 16…512 for elu and within 3% for FAVOR+ (r = 256) at T = 16384, d = 64 here.
@@ -258,8 +261,9 @@ def _with_ones(v: torch.Tensor, scratch: _Scratch | None = None) -> torch.Tensor
 
 
 def _block_rows(rows_per_token: int, r: int, multiple: int) -> int:
-    """Tokens per block: about BLOCK_ELEMENTS features, a multiple of ``multiple``."""
-    rows = max(1, BLOCK_ELEMENTS // max(1, rows_per_token * r))
+    """Tokens per block: about BLOCK_ELEMENTS features but at least MIN_BLOCK_ROWS tokens, a
+    multiple of ``multiple``."""
+    rows = max(MIN_BLOCK_ROWS, BLOCK_ELEMENTS // max(1, rows_per_token * r))
     return max(multiple, rows // multiple * multiple)
 
 
@@ -431,7 +435,8 @@ def linear_attention(
         eps: smallest accepted normaliser; smaller ones (a map with non-positive outputs, or
             underflow) raise ``ValueError`` naming the map, never return NaN or inf.
         chunk_size: causal: tokens per chunk (default ``CHUNK`` = 64); not causal: tokens
-            featurised at once (default: about ``BLOCK_ELEMENTS`` = 2²⁰ features per block).
+            featurised at once (default: about ``BLOCK_ELEMENTS`` = 2¹⁸ features per block,
+            at least ``MIN_BLOCK_ROWS`` = 64 tokens).
             Any positive size; it need not divide the length.
         enable_gqa: query head h uses key/value head ``h // (heads // kv_heads)``; the sums are
             kept per key/value head, not repeated.
