@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import time
 
 import torch
 import torch.nn.functional as F
 
-from attnlab.bench import compare, format_machine_line, load_average, machine_line
+from attnlab.bench import (
+    compare,
+    format_machine_line,
+    load_average,
+    machine_line,
+    others_share,
+    wait_for_idle,
+)
 from attnlab.functional.flash import flash_attention
 
 TARGETS = {"forward": 1.5, "forward+backward": 2.0}
@@ -52,41 +57,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _cpu_ticks() -> tuple[int, int]:
-    """(busy, total) CPU time of the whole machine so far, in clock ticks (/proc/stat)."""
-    with open("/proc/stat") as f:
-        values = [int(x) for x in f.readline().split()[1:]]
-    return sum(values) - values[3] - values[4], sum(values)  # minus idle and iowait
-
-
-def others_share(fn):
-    """Run ``fn()``; return its result and the share of all CPUs that other processes used
-    meanwhile (the machine's busy time minus this process's own user + system time)."""
-    hz = os.sysconf("SC_CLK_TCK")
-    (busy0, total0), own0 = _cpu_ticks(), sum(os.times()[:2])
-    result = fn()
-    (busy1, total1), own1 = _cpu_ticks(), sum(os.times()[:2])
-    others = (busy1 - busy0) / hz - (own1 - own0)
-    return result, max(0.0, others / max(1e-9, (total1 - total0) / hz))
-
-
-def wait_for_idle(limit_s: float, threshold: float = 0.9) -> float:
-    """Wait (up to ``limit_s``) until the CPUs were ≥ ``threshold`` idle over 2 s."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        busy0, total0 = _cpu_ticks()
-        time.sleep(2.0)
-        busy1, total1 = _cpu_ticks()
-        idle = 1 - (busy1 - busy0) / max(1, total1 - total0)
-        if idle >= threshold or time.monotonic() > deadline:
-            return idle
-
-
 def quiet_compare(candidate, baseline, args, repeats: int, warmup: int) -> dict:
     """``compare`` taken again (up to ``--retries`` times) while other processes used more than
     ``--max-others`` of the CPUs during it: a busy neighbour stalls 2-thread torch badly."""
     for _ in range(args.retries + 1):
-        wait_for_idle(args.wait)
+        wait_for_idle(args.wait, sample_s=2.0)
         r, others = others_share(
             lambda: compare(candidate, baseline, repeats=repeats, warmup=warmup)
         )
@@ -266,10 +241,13 @@ def print_tables(machine, state, rows, args) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    state = {"idle_before": wait_for_idle(args.wait), "load_before": load_average()}
+    state = {
+        "idle_before": 1 - wait_for_idle(args.wait, sample_s=2.0),
+        "load_before": load_average(),
+    }
     machine = machine_line()
     rows = sweep(args) if args.sweep_blocks else measure(args, machine)
-    state |= {"load_after": load_average(), "idle_after": wait_for_idle(0)}
+    state |= {"load_after": load_average(), "idle_after": 1 - wait_for_idle(0, sample_s=2.0)}
     state["load_before"] = " ".join(f"{x:.2f}" for x in state["load_before"])
     state["load_after"] = " ".join(f"{x:.2f}" for x in state["load_after"])
     if args.json:

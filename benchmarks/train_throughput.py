@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnlab.bench import format_machine_line, load_average, machine_line
+from attnlab.bench import format_machine_line, load_average, machine_line, wait_for_idle
 from attnlab.data import CharTokenizer, random_batch
 from attnlab.nn import GPT, GPTConfig
 from attnlab.train import TrainConfig
@@ -132,29 +132,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--idle-wait", type=float, default=60.0, help="seconds to wait for an idle CPU")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return p.parse_args(argv)
-
-
-def cpu_busy_fraction(seconds: float = 3.0) -> float:
-    """Share of all CPUs' time spent busy over ``seconds`` (from ``/proc/stat``)."""
-
-    def sample():
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
-
-    idle0, total0 = sample()
-    time.sleep(seconds)
-    idle1, total1 = sample()
-    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
-
-
-def wait_for_idle(limit_s: float, threshold: float = 0.1) -> float:
-    """Wait until the CPUs are at most ``threshold`` busy (or ``limit_s`` passed); last reading."""
-    deadline = time.monotonic() + limit_s
-    busy = cpu_busy_fraction()
-    while busy > threshold and time.monotonic() < deadline:
-        busy = cpu_busy_fraction()
-    return busy
 
 
 def batches(args, n: int, batch: int, context: int) -> tuple[int, list]:

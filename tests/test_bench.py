@@ -94,3 +94,11 @@ def test_load_average_is_three_non_negative_numbers():
     load = bench.load_average()
     assert len(load) == 3
     assert all(x >= 0 for x in load)
+
+
+def test_cpu_shares_are_fractions_of_the_machine():
+    from attnlab.bench import others_share, wait_for_idle
+
+    result, share = others_share(lambda: sum(range(200_000)))
+    assert result == sum(range(200_000)) and 0.0 <= share <= 1.0
+    assert 0.0 <= wait_for_idle(0, sample_s=0.05) <= 1.0

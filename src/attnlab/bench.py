@@ -166,3 +166,40 @@ def load_average() -> tuple[float, float, float]:
     It lags by tens of seconds, so a short burst of load can pass unseen.
     """
     return os.getloadavg()
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, in clock ticks (``/proc/stat``)."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    return sum(values) - values[3] - values[4], sum(values)  # minus idle and iowait
+
+
+def cpu_busy_fraction(seconds: float = 3.0) -> float:
+    """Share of all CPUs' time spent busy, by any process, over the next ``seconds``."""
+    busy0, total0 = cpu_ticks()
+    time.sleep(seconds)
+    busy1, total1 = cpu_ticks()
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
+def wait_for_idle(limit_s: float, max_busy: float = 0.1, sample_s: float = 3.0) -> float:
+    """Wait (up to ``limit_s``) until the CPUs were at most ``max_busy`` busy over
+    ``sample_s`` seconds; the last reading. Start timings on an idle machine: a busy neighbour
+    stalls a 2-thread torch badly."""
+    deadline = time.monotonic() + limit_s
+    busy = cpu_busy_fraction(sample_s)
+    while busy > max_busy and time.monotonic() < deadline:
+        busy = cpu_busy_fraction(sample_s)
+    return busy
+
+
+def others_share(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """Run ``fn()``; its result and the share of all CPUs that other processes used meanwhile
+    (the machine's busy time minus this process's own user + system time)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    (busy0, total0), own0 = cpu_ticks(), sum(os.times()[:2])
+    result = fn()
+    (busy1, total1), own1 = cpu_ticks(), sum(os.times()[:2])
+    others = (busy1 - busy0) / hz - (own1 - own0)
+    return result, max(0.0, others / max(1e-9, (total1 - total0) / hz))

@@ -30,7 +30,6 @@ which it beats SDPA at every longer length. Times depend on the machine and its 
 from __future__ import annotations
 
 import math
-import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from attnlab.bench import peak_rss_delta
+from attnlab.bench import others_share, peak_rss_delta
 from attnlab.calc import linear_attention_ops
 from attnlab.functional.feature_maps import FavorPlusFeatureMap, feature_map
 from attnlab.functional.linear import CHUNK, kernel_attention, linear_attend, linear_attention
@@ -319,7 +318,7 @@ def linear_vs_softmax_timing(
             if progress is not None:
                 progress(f"T = {T}")
             q, k, v = (torch.randn(batch, heads, T, head_dim, generator=g) for _ in range(3))
-            plan, ticks, wall = {}, _cpu_ticks(), time.perf_counter()
+            plan = {}
             for method in methods:
                 for c in causal:
                     n, warm = repeats, True
@@ -328,16 +327,7 @@ def linear_vs_softmax_timing(
                         n = max(2, min(repeats, int(sdpa_budget_s / estimate)))
                         warm = estimate <= 5
                     plan[(method, c)] = _Plan(attention_call(method, q, k, v, c, maps), warm, n)
-            for round_ in range(-1, repeats):  # round −1 warms up
-                for entry in plan.values():
-                    if (round_ < 0 and not entry.warm) or len(entry.times) >= entry.repeats:
-                        continue
-                    clock = []
-                    _, grown = peak_rss_delta(lambda e=entry, c=clock: _timed(e.fn, c))
-                    entry.peak = max(entry.peak, grown)
-                    if round_ >= 0:
-                        entry.times.append(clock[0])
-            others = _others_share(ticks, _cpu_ticks(), time.perf_counter() - wall)
+            _, others = others_share(lambda plan=plan: _run_rounds(plan, repeats))
             for (method, c), entry in plan.items():
                 seconds = statistics.median(entry.times)
                 if method == "sdpa":
@@ -369,21 +359,17 @@ def linear_vs_softmax_timing(
     return rows
 
 
-def _cpu_ticks() -> tuple[int, int]:
-    """(busy ticks of the whole machine, ticks of this process) from /proc/stat and os.times."""
-    with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:9]]
-    own = os.times()
-    return sum(ticks) - ticks[3] - ticks[4], round(
-        (own.user + own.system) * os.sysconf("SC_CLK_TCK")
-    )
-
-
-def _others_share(before, after, seconds: float) -> float:
-    """Share of the machine's CPU time that other processes used between two _cpu_ticks()."""
-    busy, own = after[0] - before[0], after[1] - before[1]
-    capacity = seconds * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
-    return max(0.0, busy - own) / capacity
+def _run_rounds(plan: dict, repeats: int) -> None:
+    """Every entry of ``plan`` once per round, round −1 warming up; times and peaks recorded."""
+    for round_ in range(-1, repeats):
+        for entry in plan.values():
+            if (round_ < 0 and not entry.warm) or len(entry.times) >= entry.repeats:
+                continue
+            clock = []
+            _, grown = peak_rss_delta(lambda e=entry, c=clock: _timed(e.fn, c))
+            entry.peak = max(entry.peak, grown)
+            if round_ >= 0:
+                entry.times.append(clock[0])
 
 
 def _timed(fn, clock: list) -> None:
