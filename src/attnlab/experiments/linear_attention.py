@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from attnlab.bench import others_share, peak_rss_delta
 from attnlab.calc import linear_attention_ops
+from attnlab.functional.compiled import use_compiled
 from attnlab.functional.feature_maps import FavorPlusFeatureMap, feature_map
 from attnlab.functional.linear import CHUNK, kernel_attention, linear_attend, linear_attention
 
@@ -255,12 +256,30 @@ def _inplace_bmm(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) 
 def flop_counter():
     """A ``FlopCounterMode`` that also counts the in-place products ``addmm_`` and
     ``baddbmm_`` (``2·m·k·n`` each, as their out-of-place forms): torch's registry lists only
-    the out-of-place ops, so an accumulation written in place would count as zero FLOPs."""
+    the out-of-place ops, so an accumulation written in place would count as zero FLOPs.
+
+    Inside it the compiled kernels are off (:func:`attnlab.functional.compiled.use_compiled`):
+    torch cannot see into them, so the count is of the eager path's products. The fused elu
+    kernel computes the same products, with the normaliser as a matrix-vector product and
+    without the zero upper triangle of a causal chunk's ``tril(φ(Q)φ(K)ᵀ)·V``.
+    """
     from torch.utils.flop_counter import FlopCounterMode
+
+    class _EagerFlopCounter(FlopCounterMode):
+        def __enter__(self):
+            self._eager = use_compiled(False)
+            self._eager.__enter__()
+            return super().__enter__()
+
+        def __exit__(self, *exc):
+            try:
+                return super().__exit__(*exc)
+            finally:
+                self._eager.__exit__(*exc)
 
     aten = torch.ops.aten
     inplace = {aten.addmm_: _inplace_mm, aten.baddbmm_: _inplace_bmm}
-    return FlopCounterMode(display=False, custom_mapping=inplace)
+    return _EagerFlopCounter(display=False, custom_mapping=inplace)
 
 
 def counted_flops(method: str, q, k, v, causal: bool, maps: dict) -> int:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .feature_maps import FeatureMap, Kernel
+from . import compiled
+from .feature_maps import EluFeatureMap, FeatureMap, Kernel
 from .feature_maps import feature_map as make_feature_map
 from .feature_maps import kernel as make_kernel
 from .validation import check_finite, check_length, check_qkv, check_tensor
@@ -331,6 +332,16 @@ def _rows(x: torch.Tensor, start: int, stop: int, name: str | None) -> torch.Ten
     return block
 
 
+def _fused(fm, q, k, v, sums=None) -> bool:
+    """Whether the compiled elu kernels take this call (:mod:`attnlab.functional.compiled`).
+
+    They run φ, the products and the normalisation in one pass over each block, checking the
+    inputs as they read them. When they flag a non-finite input or normaliser, the eager path
+    below runs instead and raises its error, naming the argument and the position.
+    """
+    return type(fm) is EluFeatureMap and compiled.fusable(q, k, v, sums)
+
+
 def _causal(q, k, v, fm, sums, chunk, eps, lead, names=(None, None, None)):
     """``(n, G, T, d_value)`` outputs and the final state ``[S | z]``, block by block.
 
@@ -339,8 +350,12 @@ def _causal(q, k, v, fm, sums, chunk, eps, lead, names=(None, None, None)):
     """
     n, groups, length, d = q.shape
     r = fm.output_dim(d)
-    out = q.new_empty(n, groups, length, v.shape[-1])
     chunk = min(chunk or CHUNK, max(1, length))
+    if _fused(fm, q, k, v, sums):
+        done = compiled.elu_causal(q, k, v, sums, chunk, eps)
+        if done is not None:
+            return done
+    out = q.new_empty(n, groups, length, v.shape[-1])
     block = _block_rows(n * groups, r, chunk)
     scratch = _Scratch.of(q, k, v, *([] if sums is None else [sums]))
     for start in range(0, length, block):
@@ -364,6 +379,10 @@ def _noncausal(q, k, v, fm, chunk, eps, lead, names=(None, None, None)):
     queries featurised a block of rows at a time."""
     n, groups, length, d = q.shape
     r, d_value = fm.output_dim(d), v.shape[-1]
+    if _fused(fm, q, k, v):
+        done = compiled.elu_noncausal(q, k, v, eps)
+        if done is not None:
+            return done
     block = chunk or _block_rows(n * groups, r, 1)
     kv_sum, key_sum = q.new_zeros(n, r, d_value), q.new_zeros(n, r)  # no keys: normaliser 0
     scratch = _Scratch.of(q, k, v)
