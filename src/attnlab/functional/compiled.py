@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from .memory import empty_output
+
 SOURCE = Path(__file__).with_name("csrc") / "linear_elu.c"
 CFLAGS = (
     "-O3",
@@ -95,6 +97,7 @@ def _build() -> ctypes.CDLL:
         "attnlab_elu_key_sums": [p, p, n, n, n, p],
         "attnlab_elu_query_out": [p, n, n, n, p, f, p],
         "attnlab_elu_causal": [p, n, n, p, p, n, n, n, n, p, f, p, n],
+        "attnlab_touch": [p, n],
     }
     for name, argtypes in signatures.items():
         fn = getattr(lib, name)
@@ -217,11 +220,13 @@ def elu_noncausal(q, k, v, eps: float) -> torch.Tensor | None:
             _ptr(partial, (h * len(pieces) + p) * d * (dv + 1)),
         )
 
+    out = empty_output(n, groups, length, dv, like=q)
     jobs = [key_job(h, p, a, b) for h in range(n) for p, (a, b) in enumerate(pieces)]
+    # the output's pages are mapped while the keys are summed: see attnlab_touch
+    jobs.insert(0, lambda: lib.attnlab_touch(_ptr(out), out.numel() * out.element_size()))
     flags = _run(jobs)
     sums = partial[:, 0] if len(pieces) == 1 else partial.sum(dim=1)
     sums = sums.contiguous()
-    out = q.new_empty(n, groups, length, dv)
     heads = n * groups
     rows = _splits(length, math.ceil(threads / heads), ROWS)
 
@@ -257,7 +262,7 @@ def elu_causal(q, k, v, sums, chunk: int, eps: float):
     ranges = [(g, min(groups, g + step)) for g in range(0, groups, step)]
     start = torch.zeros(n, d, dv + 1) if sums is None else sums.reshape(n, d, dv + 1)
     states = start.unsqueeze(1).repeat(1, len(ranges), 1, 1)  # each piece carries its own
-    out = q.new_empty(n, groups, length, dv)
+    out = empty_output(n, groups, length, dv, like=q)
 
     def job(h, p, g0, g1):
         return lambda: lib.attnlab_elu_causal(
@@ -276,6 +281,8 @@ def elu_causal(q, k, v, sums, chunk: int, eps: float):
             length * dv,
         )
 
-    flags = _run([job(h, p, g0, g1) for h in range(n) for p, (g0, g1) in enumerate(ranges)])
+    jobs = [job(h, p, g0, g1) for h in range(n) for p, (g0, g1) in enumerate(ranges)]
+    jobs.insert(0, lambda: lib.attnlab_touch(_ptr(out), out.numel() * out.element_size()))
+    flags = _run(jobs)
     calls["causal"] += 1
     return None if flags else (out, states[:, 0])

@@ -190,6 +190,18 @@ static void gemm(long M, long N, long K, const float *A, long ars, long acs, con
     }
 }
 
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+
+/* The sum of the 16 lanes, by halving. */
+static inline float hsum(v16 x)
+{
+    v8 a = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7) +
+           __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
+    v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
 /* y[i] (+)= Σ_k A[i][k] x[k] for M rows of K (row-major, lda). */
 static void gemv(long M, long K, const float *A, long lda, const float *x, float *y, int accumulate)
 {
@@ -199,9 +211,7 @@ static void gemv(long M, long K, const float *A, long lda, const float *x, float
         v16 acc = splat(0.0f);
         for (; k + 16 <= K; k += 16)
             acc += LD(a + k) * LD(x + k);
-        float s = 0.0f;
-        for (int l = 0; l < 16; l++)
-            s += acc[l];
+        float s = hsum(acc);
         for (; k < K; k++)
             s += a[k] * x[k];
         y[i] = accumulate ? y[i] + s : s;
@@ -221,7 +231,7 @@ static void colsum(long M, long K, const float *F, float *z)
     }
 }
 
-/* out[i][:] /= norm[i] for M rows; FLAG_NORMALISER unless every norm[i] is finite and > eps. */
+/* out[i][:] *= 1 / norm[i] for M rows; FLAG_NORMALISER unless every norm[i] is finite and > eps. */
 static int normalise(long M, long dv, float *out, long ldo, const float *norm, float eps)
 {
     int flags = 0;
@@ -229,13 +239,13 @@ static int normalise(long M, long dv, float *out, long ldo, const float *norm, f
         float n = norm[i];
         if (!(n > eps && n <= 3.40282347e38f))
             flags |= FLAG_NORMALISER;
-        float *o = out + i * ldo;
-        const v16 nv = splat(n);
+        float *o = out + i * ldo, inverse = 1.0f / n; /* a product, not dv divisions */
+        const v16 nv = splat(inverse);
         long j = 0;
         for (; j + 16 <= dv; j += 16)
-            ST(o + j, LD(o + j) / nv);
+            ST(o + j, LD(o + j) * nv);
         for (; j < dv; j++)
-            o[j] /= n;
+            o[j] *= inverse;
     }
     return flags;
 }
@@ -379,4 +389,17 @@ int attnlab_elu_causal(const float *q, long qstride, long groups, const float *k
     }
     free(fk), free(fkt), free(fq), free(sc), free(s), free(z), free(norm);
     return flags | (any_nan(bad) ? FLAG_NONFINITE : 0);
+}
+
+/*
+ * Writes to every 4096th byte of [p, p + bytes) without changing it: the kernel maps and zeroes
+ * each page then, up front, instead of in the middle of the products, where zeroing a 2 MiB
+ * huge page would also evict their working set from the caches. The write is an atomic add of
+ * 0, so that it may run while other threads already write results there. Returns 0.
+ */
+int attnlab_touch(char *p, long bytes)
+{
+    for (long i = 0; i < bytes; i += 4096)
+        __atomic_fetch_add((volatile char *)(p + i), 0, __ATOMIC_RELAXED);
+    return 0;
 }
