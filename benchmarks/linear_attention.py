@@ -3,7 +3,8 @@ and FAVOR+'s error against exact softmax attention as its number of features gro
 
 Timing: ``torch.nn.functional.scaled_dot_product_attention`` (the baseline) and attnlab's
 ``linear_attention`` with the ``elu``, ``poly2`` and ``favor+`` (256 features) maps, plain and
-causal (and ``linear_attend``, the unchecked path a module calls, with ``elu``), forward under
+causal (and, with ``elu``, ``linear_attend``, the unchecked path a module calls, and
+``linear_attention`` with the compiled kernels off, the PyTorch-only path), forward under
 ``torch.inference_mode()``, batch 1, 8 heads, head_dim 64, float32, on the same inputs and
 interleaved call by call at each length. Targets at T = 16384: elu ≥ 100× faster
 than SDPA (non-causal) and ≥ 20× faster than causal SDPA in its causal form; FAVOR+ faster than
@@ -36,6 +37,7 @@ from attnlab.experiments.linear_attention import (
     linear_vs_softmax_timing,
     matmul_flops,
 )
+from attnlab.functional import compiled
 
 # Speedup over SDPA wanted at T = 16384, non-causal and causal.
 TARGETS = {(m, c): 20.0 if c else 100.0 for m in ("elu", "elu, unchecked") for c in (False, True)}
@@ -50,16 +52,18 @@ def cost(method: str, seq: int, causal: bool, *, head_dim=64, n_features=256, he
     ``FlopCounterMode`` counts them; SDPA causal: the pairs j ≤ i), as in the rows' ``gflop``.
 
     Bytes: the traffic no implementation can avoid, float32: read Q, K and V once and write
-    the output once; the checked linear path also reads Q, K and V for its finiteness check.
+    the output once. The checked eager paths (``"elu, eager"``, poly2, FAVOR+) also read Q, K
+    and V for their finiteness check; the compiled elu kernel checks them as it reads them.
     Features, sums, states and tiles fit in the caches when computed a block at a time, so a
     fused kernel need not move them through memory. The roofline max(FLOPs / matmul peak,
     bytes / bandwidth) is then what such a kernel could reach on this machine; the measured
-    time over it shows what the separate passes of eager PyTorch cost.
+    time over it shows what is left: separate passes, and mapping the fresh output's pages.
     """
     T, d, n = seq, head_dim, batch * heads
     maps = _maps(head_dim, n_features)
     flops = matmul_flops(method, seq, causal, head_dim=head_dim, maps=maps, n_heads=n)
-    passes = 4 + (3 if method in ("elu", "poly2", "favor+") else 0)  # Q, K, V, O (+ check)
+    checked_apart = method in ("elu, eager", "poly2", "favor+")
+    passes = 4 + (3 if checked_apart else 0)  # Q, K, V, O (+ the check)
     return flops, n * passes * T * d * BYTES
 
 
@@ -140,9 +144,11 @@ def print_tables(machine, loads, rows, favor_rows, args) -> None:
 
     console = Console(width=150)
     console.print(format_machine_line(machine), soft_wrap=True)
+    console.print(compiled.status(), soft_wrap=True)
     console.print(
         f"B=1 H={args.heads} D={args.head_dim} float32, forward, inference_mode; linear = "
-        f"linear_attention ('elu, unchecked': linear_attend), FAVOR+ r={args.n_features}; "
+        f"linear_attention ('elu, unchecked': linear_attend; 'elu, eager': compiled kernels "
+        f"off), FAVOR+ r={args.n_features}; "
         f"median of {args.repeats} interleaved calls (SDPA fewer at long T: see 'n')"
     )
     console.print(f"load average before: {fmt_load(loads[0])}; after: {fmt_load(loads[1])}")
@@ -239,6 +245,7 @@ def main(argv=None) -> None:
     if args.json:
         out = {
             "machine": machine,
+            "kernels": compiled.status(),
             "load_before": load_before,
             "load_after": load_after,
             "flop_check": flop_check,

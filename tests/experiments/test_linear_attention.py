@@ -88,7 +88,7 @@ def test_counted_flops_equal_the_closed_form_for_every_method():
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 2, 96, 8, generator=g) for _ in range(3))
     maps = linear_attention.feature_maps(8, 16, 0)
-    for method in ("sdpa", "elu", "elu, unchecked", "poly2", "favor+"):
+    for method in linear_attention.METHODS:
         for causal in (False, True):  # 96 = one chunk of 64 and one of 32
             closed = linear_attention.matmul_flops(
                 method, 96, causal, head_dim=8, maps=maps, n_heads=2

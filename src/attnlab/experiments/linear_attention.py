@@ -46,8 +46,10 @@ from attnlab.functional.linear import CHUNK, kernel_attention, linear_attend, li
 from .fitting import loglog_line, loglog_slope
 from .registry import ExperimentResult, Progress, check_positive, check_positive_ints, register
 
-# "elu, unchecked" is linear_attend, the path a module calls: no finiteness check of Q, K, V.
-METHODS = ("sdpa", "elu", "elu, unchecked", "poly2", "favor+")
+# "elu, unchecked" is linear_attend, the path a module calls: no finiteness check of Q, K, V
+# beyond what the kernels flag. "elu, eager" is linear_attention with the compiled kernels off
+# (attnlab.functional.compiled.use_compiled(False)): the PyTorch-only path, for comparison.
+METHODS = ("sdpa", "elu", "elu, unchecked", "elu, eager", "poly2", "favor+")
 LINEAR = ("elu", "poly2", "favor+")  # the experiment's linear methods, beside "sdpa"
 LENGTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 N_FEATURES = (16, 32, 64, 128, 256, 512, 1024)
@@ -209,18 +211,31 @@ def feature_maps(head_dim: int, n_features: int, seed: int) -> dict:
 
 
 def attention_call(method: str, q, k, v, causal: bool, maps: dict):
-    """A no-argument call of ``method`` (``"sdpa"``, a map name or ``"elu, unchecked"``)."""
+    """A no-argument call of ``method`` (``"sdpa"``, a map name, ``"elu, unchecked"`` or
+    ``"elu, eager"``)."""
     if method == "sdpa":
         return lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     if method == "elu, unchecked":
         return lambda: linear_attend(q, k, v, maps["elu"], causal=causal)
+    if method == "elu, eager":
+
+        def eager():
+            with use_compiled(False):
+                return linear_attention(q, k, v, maps["elu"], causal=causal)
+
+        return eager
     return lambda: linear_attention(q, k, v, maps[method], causal=causal)
+
+
+def map_name(method: str) -> str:
+    """The feature map a linear method uses: ``"elu, eager"`` → ``"elu"``."""
+    return method.split(",")[0]
 
 
 def method_ops(method: str, seq: int, causal: bool, *, head_dim: int, maps: dict, n_heads: int):
     """:func:`attnlab.calc.linear_attention_ops` for ``method``'s map (any map for SDPA, whose
     figure is the object's ``softmax_matmul_flops``)."""
-    fm = maps[method.removesuffix(", unchecked")] if method != "sdpa" else maps["elu"]
+    fm = maps[map_name(method)] if method != "sdpa" else maps["elu"]
     return linear_attention_ops(
         seq,
         head_dim,
@@ -242,7 +257,7 @@ def complexity(method: str, head_dim: int, maps: dict) -> str:
     """``O(N²·D)`` for SDPA, ``O(N·r·D), r = …`` for a linear method."""
     if method == "sdpa":
         return "O(N²·D)"
-    return f"O(N·r·D), r={maps[method.removesuffix(', unchecked')].output_dim(head_dim)}"
+    return f"O(N·r·D), r={maps[map_name(method)].output_dim(head_dim)}"
 
 
 def _inplace_mm(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
