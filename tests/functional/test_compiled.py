@@ -1,16 +1,14 @@
 """The compiled, fused elu kernels against the eager path and the float64 quadratic reference."""
 
 import os
-import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from attnlab.functional import compiled
+from attnlab.functional import compiled, memory
 from attnlab.functional.feature_maps import feature_map
 from attnlab.functional.linear import (
     kernel_attention,
@@ -18,7 +16,7 @@ from attnlab.functional.linear import (
     linear_attention,
     linear_attention_decode,
 )
-from attnlab.functional.memory import advise_huge_pages, empty_output
+from attnlab.functional.memory import cached_output_bytes, clear_output_cache, empty_output
 from helpers import max_abs, randn
 
 
@@ -232,34 +230,82 @@ def test_a_fresh_cache_builds_the_library(tmp_path):
     assert len(list(tmp_path.glob("linear_elu-*.so"))) == 1
 
 
-def _huge_pages_mode() -> str:
-    path = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-    text = path.read_text() if path.exists() else ""
-    found = re.search(r"\[(\w+)\]", text)
-    return found.group(1) if found else "absent"
+def _fill_and_forget(shape, value):
+    out = empty_output(*shape, like=torch.zeros(1))
+    out.fill_(value)
+    return out.data_ptr()
 
 
-def _anon_huge_kib(address: int) -> int:
-    """AnonHugePages of the mapping holding ``address``, from /proc/self/smaps."""
-    inside = False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = re.match(r"^([0-9a-f]+)-([0-9a-f]+) ", line)
-        if head:
-            inside = int(head.group(1), 16) <= address < int(head.group(2), 16)
-        elif inside and line.startswith("AnonHugePages:"):
-            return int(line.split()[1])
-    return 0
+def test_a_freed_large_output_is_handed_out_again():
+    clear_output_cache()
+    shape = (3, 1024, 1024)  # 12 MiB: above MIN_BYTES
+    address = _fill_and_forget(shape, 7.0)
+    again = empty_output(*shape, like=torch.zeros(1))
+    # fresh pages would read 0: the 7s prove the memory is the earlier output's
+    assert again.data_ptr() == address and bool((again == 7.0).all())
+    assert cached_output_bytes() == again.numel() * 4
+    clear_output_cache()
 
 
-def test_large_outputs_are_backed_by_huge_pages_where_the_kernel_allows():
+@pytest.mark.parametrize("holder", ["tensor", "view", "numpy"])
+def test_memory_still_held_is_never_handed_out(holder):
+    clear_output_cache()
+    shape = (3, 1024, 1024)
+    first = empty_output(*shape, like=torch.zeros(1))
+    first.fill_(1.0)
+    if holder == "tensor":
+        kept = first
+    elif holder == "view":
+        kept = first[1]
+    else:
+        kept = first.numpy()
+    address = first.data_ptr()
+    del first
+    second = empty_output(*shape, like=torch.zeros(1))
+    assert second.data_ptr() != address
+    second.fill_(2.0)
+    assert float(torch.as_tensor(kept).min()) == 1.0  # untouched by the new output
+    freed = {address, second.data_ptr()}
+    del kept, second
+    third = empty_output(*shape, like=torch.zeros(1))
+    assert third.data_ptr() in freed  # both are free now: one of them is reused
+    clear_output_cache()
+
+
+def test_the_cache_stays_within_its_limit_and_skips_small_outputs():
+    clear_output_cache()
     like = torch.zeros(1)
-    # 40 MiB: above glibc's largest mmap threshold (32 MiB), so always freshly mapped; a
-    # smaller block may come from the heap's pages, already faulted in before the advice
-    out = empty_output(10, 1024, 1024, like=like)
-    assert out.shape == (10, 1024, 1024) and out.dtype == torch.float32
-    out.fill_(2.0)
-    assert float(out.sum()) == 2.0 * out.numel()
-    if sys.platform.startswith("linux") and _huge_pages_mode() in ("always", "madvise"):
-        assert _anon_huge_kib(out.data_ptr() + 20 * 2**20) >= 2048
-    small = empty_output(16, like=like)
-    assert not advise_huge_pages(small)  # small tensors are left alone
+    held = [empty_output(16, 1024, 1024, like=like) for _ in range(20)]  # 20 × 64 MiB, all held
+    assert cached_output_bytes() <= memory.LIMIT_BYTES
+    del held
+    for _ in range(3):
+        empty_output(16, 1024, 1024, like=like)
+    assert cached_output_bytes() <= memory.LIMIT_BYTES
+    clear_output_cache()
+    empty_output(1024, like=like)  # 4 KiB: from the heap, not cached
+    empty_output(96, 1024, 1024, like=like)  # 384 MiB: above the limit, not cached
+    assert cached_output_bytes() == 0
+
+
+def test_the_cache_can_be_turned_off(monkeypatch):
+    clear_output_cache()
+    monkeypatch.setenv("ATTNLAB_OUTPUT_CACHE", "0")
+    _fill_and_forget((3, 1024, 1024), 7.0)
+    assert cached_output_bytes() == 0
+
+
+def test_consecutive_fused_calls_on_reused_memory_are_each_right():
+    _lib()
+    clear_output_cache()
+    q, k, v = _qkv(1, 8, 8, 4096, 64, 64, seed=11)  # 8 MiB outputs: cached
+    with torch.inference_mode():
+        first = linear_attention(q, k, v, "elu")
+        kept = first.clone()
+        address = first.data_ptr()
+        del first
+        second = linear_attention(k, q, v, "elu")  # on the first one's memory
+        with compiled.use_compiled(False):
+            expected = linear_attention(k, q, v, "elu")
+    assert second.data_ptr() == address
+    assert max_abs(second, expected) < 1e-5 and max_abs(kept, second) > 1e-2
+    clear_output_cache()

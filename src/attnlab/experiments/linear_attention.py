@@ -394,9 +394,16 @@ def linear_vs_softmax_timing(
 
 
 def _run_rounds(plan: dict, repeats: int) -> None:
-    """Every entry of ``plan`` once per round, round −1 warming up; times and peaks recorded."""
+    """Every entry of ``plan`` once per round, round −1 warming up; times and peaks recorded.
+
+    Round r starts r entries further along the plan, so that the slot after the long SDPA
+    calls, where a call can find the machine's caches and free memory in another state, falls
+    to a different entry each round instead of to the same one every time.
+    """
+    entries = list(plan.values())
     for round_ in range(-1, repeats):
-        for entry in plan.values():
+        shift = max(0, round_) % len(entries)
+        for entry in entries[shift:] + entries[:shift]:
             if (round_ < 0 and not entry.warm) or len(entry.times) >= entry.repeats:
                 continue
             clock = []

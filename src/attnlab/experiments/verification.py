@@ -15,7 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from attnlab import ref
-from attnlab.functional import argmax_attention, scaled_dot_product_attention
+from attnlab.functional import (
+    argmax_attention,
+    compiled,
+    kernel_attention,
+    linear_attention,
+    scaled_dot_product_attention,
+)
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,43 @@ def _gradcheck_check(rng: torch.Generator) -> Check:
     )
 
 
+def _linear_checks(rng: torch.Generator, cases: int) -> Iterator[Check]:
+    """Linear attention against the quadratic kernel form ``Σ_j sim(q, k_j) v_j / Σ_j sim``,
+    computed in float64: elu in float32 (the compiled, fused kernel where it is built) and the
+    exact degree-2 polynomial map in float64, plain and causal, on random shapes."""
+
+    def draw(low: int, high: int) -> int:
+        return int(torch.randint(low, high + 1, (1,), generator=rng))
+
+    errors = {"elu": 0.0, "poly2": 0.0}
+    for _ in range(cases):
+        batch, kv_heads, group = draw(1, 2), draw(1, 3), draw(1, 2)
+        seq, head_dim, d_value = draw(1, 300), draw(1, 40), draw(1, 70)
+        causal, gqa = bool(draw(0, 1)), group > 1
+        q = torch.randn(batch, kv_heads * group, seq, head_dim, generator=rng, dtype=torch.float64)
+        k = torch.randn(batch, kv_heads, seq, head_dim, generator=rng, dtype=torch.float64)
+        v = torch.randn(batch, kv_heads, seq, d_value, generator=rng, dtype=torch.float64)
+        for name, dtype in (("elu", torch.float32), ("poly2", torch.float64)):
+            reference = kernel_attention(q, k, v, name, causal=causal, enable_gqa=gqa)
+            with torch.no_grad():
+                got = linear_attention(
+                    q.to(dtype), k.to(dtype), v.to(dtype), name, causal=causal, enable_gqa=gqa
+                )
+            scale = max(1.0, float(reference.abs().max()))
+            errors[name] = max(errors[name], _max_error(got, reference) / scale)
+    how = "compiled kernel" if compiled.library() is not None else "PyTorch path"
+    yield Check(
+        f"linear_attention elu, float32 ({how})",
+        "quadratic kernel form",
+        cases,
+        errors["elu"],
+        1e-5,
+    )
+    yield Check(
+        "linear_attention poly2, float64", "quadratic kernel form", cases, errors["poly2"], 1e-10
+    )
+
+
 def _exercise_checks() -> Iterator[Check]:
     """The hand-worked answers of the seed sheets, at the precision they are printed with."""
     h = torch.tensor([[1.0, 2, 3], [1, 2, 1], [0, 1, -1]], dtype=torch.float64)
@@ -185,6 +228,7 @@ def run_verification(
         ("SDPA against torch", lambda: list(_sdpa_checks(rng, cases))),
         ("reference against torch", lambda: list(_reference_checks(rng, max(1, cases // 5)))),
         ("gradients", lambda: [_gradcheck_check(rng)]),
+        ("linear attention", lambda: list(_linear_checks(rng, max(1, cases // 5)))),
         ("seed exercises", lambda: list(_exercise_checks())),
     ]
     results: list[Check] = []
