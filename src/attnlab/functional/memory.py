@@ -12,9 +12,9 @@ output, or any output with ``ATTNLAB_OUTPUT_CACHE=0`` in the environment, is all
 :func:`clear_output_cache` frees what it holds.
 
 Transparent huge pages (``MADV_HUGEPAGE``) were measured as the alternative and not kept: 2 MiB
-pages cut the first touch to 1.5–3 ms when the machine had just freed such pages, but cost
-30–90 ms when it had not (fresh huge pages in this virtual machine are backed by the host on
-first touch), against 21–29 ms for 4 KiB pages in the same run.
+pages cut the first touch to 1.5–3 ms when the machine had just freed such pages, but a call
+took 30–90 ms when it had not (likely the host backing this virtual machine's fresh huge pages on
+first touch), against 21–29 ms with 4 KiB pages in the same run.
 """
 
 from __future__ import annotations

@@ -392,10 +392,10 @@ int attnlab_elu_causal(const float *q, long qstride, long groups, const float *k
 }
 
 /*
- * Writes to every 4096th byte of [p, p + bytes) without changing it: the kernel maps and zeroes
- * each page then, up front, instead of in the middle of the products, where zeroing a 2 MiB
- * huge page would also evict their working set from the caches. The write is an atomic add of
- * 0, so that it may run while other threads already write results there. Returns 0.
+ * Writes to every 4096th byte of [p, p + bytes) without changing it: on a fresh output the
+ * kernel maps and zeroes each page then, in a work item of its own beside the key sums, rather
+ * than one page at a time in the middle of the products. The write is an atomic add of 0, so
+ * that it may run while other threads already write results there. Returns 0.
  */
 int attnlab_touch(char *p, long bytes)
 {
