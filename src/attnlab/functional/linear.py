@@ -444,6 +444,10 @@ def linear_attention(
     a forward pass holds the output and O(block · (r + d)); autograd keeps the features and one
     state per chunk, O(T · (r + d)) for C ≈ d, never the O(T · r · d) of every prefix state.
 
+    With ``"elu"``, float32 (or half) inputs and autograd not recording, the call runs one
+    compiled, fused kernel (:mod:`attnlab.functional.compiled`), about 3× faster; it checks the
+    inputs as it reads them and hands any call it flags to this path, which raises the error.
+
     Args:
         query: ``(..., heads, seq_q, head_dim)``; key ``(..., kv_heads, seq_k, head_dim)``;
             value ``(..., kv_heads, seq_k, d_value)``.
