@@ -14,6 +14,7 @@ NAMES = [
     "dot-product-variance",
     "softmax-saturation",
     "argmax-vs-softmax",
+    "cross-attention-alignment",
     "quadratic-scaling",
     "flash-memory",
     "permutation-equivariance",
@@ -75,6 +76,15 @@ def test_table_and_summary(capsys):
     out = capsys.readouterr().out
     assert "prenorm-vs-postnorm" in out and "max_abs_pre_minus_post" in out
     assert "attn.q_proj.weight" in out and "seed 004 13.31" in out
+
+
+def test_details_with_words_print_as_written(capsys):
+    """Lists of words are shown as text, never read as console markup ("[a, big, ...]")."""
+    assert main(["experiment", "cross-attention-alignment", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    source = next(line for line in out.splitlines() if line.strip().startswith("source:"))
+    words = source.split("[", 1)[1].rstrip("] ").split(", ")
+    assert len(words) == 7 and words[0] in ("the", "a") and "seed 000 Ex 6" in out
 
 
 def test_plot_writes_a_png_that_reads_back(capsys, tmp_path):

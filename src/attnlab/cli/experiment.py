@@ -174,10 +174,10 @@ def _print(result: ExperimentResult) -> None:
         if isinstance(value, dict):
             console.print(f"{key}:")
             for name, text in value.items():
-                console.print(f"  {name}: {cell(text)}", highlight=False)
+                console.print(f"  {name}: {cell(text)}", highlight=False, markup=False)
         else:
-            console.print(f"{key}: {cell(value)}", highlight=False)
-    console.print(f"answers {result.question}", highlight=False)
+            console.print(f"{key}: {cell(value)}", highlight=False, markup=False)
+    console.print(f"answers {result.question}", highlight=False, markup=False)
 
 
 def _text_columns(result: ExperimentResult) -> set[str]:

@@ -13,6 +13,7 @@ from . import (  # noqa: F401
     variance,
     saturation,
     hard_vs_soft,
+    alignment,
     scaling,
     flash_memory,
     equivariance,

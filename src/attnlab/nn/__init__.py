@@ -11,11 +11,15 @@ from .positions import (
     RotaryEmbedding,
     SinusoidalPositions,
 )
+from .seq2seq import CrossAttentionBlock, EncoderDecoder, EncoderDecoderConfig
 
 __all__ = [
     "GPT",
     "ALiBi",
     "Block",
+    "CrossAttentionBlock",
+    "EncoderDecoder",
+    "EncoderDecoderConfig",
     "FeedForward",
     "GPTConfig",
     "KVCache",

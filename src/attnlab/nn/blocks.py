@@ -65,6 +65,8 @@ class FeedForward(nn.Module):
 class Block(nn.Module):
     """A decoder block: causal self-attention and a feed-forward layer, each with a residual.
 
+    ``causal=False`` makes it an encoder block: every token attends to every other.
+
     ``norm="pre"`` (GPT-2 and later): ``x + f(norm(x))``, which keeps an identity path from
     input to output. ``norm="post"`` (the original Transformer): ``norm(x + f(x))``.
     """
@@ -83,11 +85,14 @@ class Block(nn.Module):
         dropout: float = 0.0,
         backend: str = "sdpa",
         positions: str | None = None,
+        causal: bool = True,
     ):
         super().__init__()
         if norm not in NORM_POSITIONS:
             raise ValueError(f"norm: expected one of {NORM_POSITIONS}, got {norm!r}")
-        self.norm = norm
+        if not isinstance(causal, bool):
+            raise TypeError(f"causal: expected a bool, got {type(causal).__name__}")
+        self.norm, self.causal = norm, causal
         self.attn = MultiHeadAttention(
             d_model,
             n_heads,
@@ -111,7 +116,9 @@ class Block(nn.Module):
     ):
         """``x`` ``(batch, seq, d_model)`` → same shape (and the attention weights if asked)."""
         attn_input = self.norm1(x) if self.norm == "pre" else x
-        attended = self.attn(attn_input, is_causal=True, cache=cache, need_weights=need_weights)
+        attended = self.attn(
+            attn_input, is_causal=self.causal, cache=cache, need_weights=need_weights
+        )
         attended, weights = attended if need_weights else (attended, None)
         if self.norm == "pre":
             x = x + self.dropout(attended)
