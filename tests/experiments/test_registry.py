@@ -18,6 +18,7 @@ NAMES = [
     "dot-product-variance",
     "softmax-saturation",
     "argmax-vs-softmax",
+    "cross-attention-alignment",
     "quadratic-scaling",
     "flash-memory",
     "permutation-equivariance",

@@ -98,7 +98,7 @@ def _sdpa_checks(rng: torch.Generator, cases: int) -> Iterator[Check]:
 
 
 def _reference_checks(rng: torch.Generator, cases: int) -> Iterator[Check]:
-    forward = backward = mha = 0.0
+    forward = backward = mha = block = 0.0
     for _ in range(cases):
         q, k, v, dout = (torch.randn(2, 5, 8, generator=rng, dtype=torch.float64) for _ in "qkvd")
         causal = ref.create_causal_mask(5)
@@ -113,9 +113,39 @@ def _reference_checks(rng: torch.Generator, cases: int) -> Iterator[Check]:
         backward = max(backward, *(_max_error(m, g) for m, g in zip(mine, grads, strict=True)))
 
         mha = max(mha, _mha_error(rng))
+        block = max(block, _autograd_block_error(rng))
     yield Check("ref.masked_attention (causal)", "torch SDPA", cases, forward, 1e-12)
     yield Check("ref.attention_backward (causal)", "torch autograd", cases, backward, 1e-10)
     yield Check("ref.MultiHeadAttention", "torch.nn.MultiheadAttention", cases, mha, 1e-12)
+    yield Check(
+        "ref.transformer.pre_ln_block gradients (NumPy autograd)",
+        "torch autograd on nn.Block",
+        cases,
+        block,
+        1e-10,
+    )
+
+
+def _autograd_block_error(rng: torch.Generator) -> float:
+    """A causal Pre-LN block's output and every gradient, by attnlab's NumPy autograd and by
+    torch's autograd on :class:`attnlab.nn.Block` with the same weights."""
+    from attnlab.nn import Block
+    from attnlab.ref.autograd import Tensor, parameters
+    from attnlab.ref.transformer import pre_ln_block
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=rng)))
+        block = Block(16, 4, norm="pre").double()
+    x = torch.randn(2, 6, 16, generator=rng, dtype=torch.float64, requires_grad=True)
+    dout = torch.randn(2, 6, 16, generator=rng, dtype=torch.float64)
+    out = block(x)
+    (out * dout).sum().backward()
+    params, mine_x = parameters(block.state_dict()), Tensor(x.detach().numpy())
+    mine = pre_ln_block(mine_x, params, 4)
+    mine.backward(dout.numpy())
+    errors = [_max_error(mine.data, out), _max_error(mine_x.grad, x.grad)]
+    errors += [_max_error(params[name].grad, p.grad) for name, p in block.named_parameters()]
+    return max(errors)
 
 
 def _mha_error(rng: torch.Generator) -> float:

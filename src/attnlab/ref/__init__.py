@@ -2,9 +2,12 @@
 
 Every torch path in attnlab is tested against these functions. They import nothing but NumPy,
 take batch-first ``[batch, seq, d]`` arrays (unbatched ``[seq, d]`` works too) and keep the
-exercise signatures of the attention chapter.
+exercise signatures of the attention chapter. :mod:`attnlab.ref.autograd` is a small
+reverse-mode autograd on NumPy arrays, and :mod:`attnlab.ref.transformer` builds multi-head
+attention and a Pre-LN block on it, their gradients taken by the autograd.
 """
 
+from . import autograd, transformer
 from .attention import (
     argmax_attention,
     attention,
@@ -29,6 +32,7 @@ __all__ = [
     "attention_forward",
     "attention_scores",
     "attention_weights",
+    "autograd",
     "create_causal_mask",
     "flash_attention_backward",
     "flash_attention_forward",
@@ -37,4 +41,5 @@ __all__ = [
     "relative_attention",
     "relative_shift",
     "softmax",
+    "transformer",
 ]
