@@ -12,6 +12,7 @@ from .positions import (
     SinusoidalPositions,
 )
 from .seq2seq import CrossAttentionBlock, EncoderDecoder, EncoderDecoderConfig
+from .speculative import SpeculativeStats, speculative_generate, verify_proposals
 
 __all__ = [
     "GPT",
@@ -32,4 +33,7 @@ __all__ = [
     "RelativePositions",
     "RotaryEmbedding",
     "SinusoidalPositions",
+    "SpeculativeStats",
+    "speculative_generate",
+    "verify_proposals",
 ]

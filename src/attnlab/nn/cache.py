@@ -114,6 +114,20 @@ class KVCache:
         for layer in self.layers:
             layer.reset()
 
+    def truncate(self, length: int) -> None:
+        """Keep the first ``length`` cached tokens and forget the rest (a rejected guess in
+        speculative decoding): the next forward writes from position ``length`` on."""
+        if (
+            isinstance(length, bool)
+            or not isinstance(length, int)
+            or not 0 <= length <= self.length
+        ):
+            raise ValueError(
+                f"length: expected a whole number in [0, {self.length}], got {length!r}"
+            )
+        for layer in self.layers:
+            layer.length = length
+
     @property
     def nbytes(self) -> int:
         """Bytes allocated for keys and values, measured from the tensors."""
