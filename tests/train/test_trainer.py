@@ -197,6 +197,16 @@ def test_cli_train_and_generate(text_file, tmp_path, capsys):
         == 0
     )
     assert capsys.readouterr().out == first  # same seed, same text
+    greedy = ["generate", "--checkpoint", checkpoint, "--prompt", "the ", "--max-new-tokens", "8"]
+    assert main([*greedy, "--temperature", "0"]) == 0
+    plain = capsys.readouterr().out
+    # the model as its own draft: every guess accepted, the same greedy text
+    assert main([*greedy, "--temperature", "0", "--draft", checkpoint, "--speculate", "3"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == plain
+    assert "2 target passes for 8 tokens" in captured.err and "(100%)" in captured.err
+    assert main([*greedy, "--draft", checkpoint, "--top-k", "3"]) == 2
+    assert "--draft: speculative decoding samples the full distribution" in capsys.readouterr().err
     assert (
         main(["generate", "--checkpoint", checkpoint, "--prompt", "Z", "--max-new-tokens", "5"])
         == 2

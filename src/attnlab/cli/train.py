@@ -10,7 +10,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from attnlab.nn import GPT, GPTConfig
+from attnlab.nn import GPT, GPTConfig, speculative_generate
 from attnlab.nn.attention import BACKENDS
 from attnlab.nn.gpt import GPT_POSITIONS
 from attnlab.train import TrainConfig, load_checkpoint, plot_loss_curve, read_metrics, train
@@ -75,6 +75,12 @@ def register(sub) -> None:
     gen.add_argument("--top-k", type=int)
     gen.add_argument("--top-p", type=float)
     gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument(
+        "--draft",
+        help="a smaller checkpoint with the same tokenizer: speculative decoding, the draft "
+        "guesses and the model checks (same output distribution; greedy: the same text)",
+    )
+    gen.add_argument("--speculate", type=int, default=4, help="draft guesses per round (default 4)")
     gen.set_defaults(run=run_generate)
 
 
@@ -197,13 +203,42 @@ def run_generate(args) -> int:
     ids = tokenizer.encode(args.prompt)
     if not ids:
         raise ValueError("--prompt: encodes to no tokens; give at least one character")
-    out = model.generate(
-        torch.tensor([ids]),
-        args.max_new_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-    )
+    if args.draft is not None:
+        out = _speculative(args, model, tokenizer, ids)
+    else:
+        out = model.generate(
+            torch.tensor([ids]),
+            args.max_new_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            seed=args.seed,
+        )
     sys.stdout.write(args.prompt + tokenizer.decode(out[0, len(ids) :].tolist()) + "\n")
     return 0
+
+
+def _speculative(args, model, tokenizer, ids) -> torch.Tensor:
+    """``attnlab generate --draft``: speculative decoding, its figures on stderr."""
+    if args.top_k is not None or args.top_p is not None:
+        raise ValueError("--draft: speculative decoding samples the full distribution; drop "
+                         "--top-k and --top-p")  # fmt: skip
+    draft = load_checkpoint(args.draft)
+    if draft.tokenizer.to_dict() != tokenizer.to_dict():
+        raise ValueError(f"--draft: {args.draft} has another tokenizer than {args.checkpoint}")
+    out, stats = speculative_generate(
+        model,
+        draft.model.eval(),
+        torch.tensor([ids]),
+        args.max_new_tokens,
+        k=args.speculate,
+        temperature=args.temperature,
+        seed=args.seed,
+    )
+    print(
+        f"speculative decoding: {stats.rounds} target passes for {stats.new_tokens} tokens "
+        f"({stats.tokens_per_round:.2f} per pass), {stats.accepted}/{stats.proposed} draft "
+        f"guesses accepted ({stats.acceptance_rate:.0%})",
+        file=sys.stderr,
+    )
+    return out

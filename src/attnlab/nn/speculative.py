@@ -87,25 +87,36 @@ def verify_proposals(
             f"p, q: expected (k + 1, vocab) and (k, vocab) for k = {k} proposals, got "
             f"{tuple(p.shape)} and {tuple(q.shape)}"
         )
-    for i in range(k):
-        x = int(proposals[i])
-        target, draft = float(p[i, x]), float(q[i, x])
-        if draft <= 0:
-            raise ValueError(f"q: proposal {i} (token {x}) has probability 0 under the draft")
-        uniform = float(torch.rand((), generator=generator, dtype=torch.float64))
-        if uniform < target / draft:  # min(1, p/q): a ratio ≥ 1 always accepts
-            continue
-        residual = (p[i] - q[i]).clamp_min(0)
-        if float(residual.sum()) <= 0:  # p ≤ q everywhere means p = q: cannot reject
-            residual = p[i]
-        token = torch.multinomial(residual / residual.sum(), 1, generator=generator)
-        return i, int(token)
-    return k, int(torch.multinomial(p[k], 1, generator=generator))
+    rows = torch.arange(k)
+    draft = q[rows, proposals]
+    if bool((draft <= 0).any()):
+        i = int((draft <= 0).nonzero()[0])
+        raise ValueError(
+            f"q: proposal {i} (token {int(proposals[i])}) has probability 0 under the draft"
+        )
+    uniform = torch.rand(k, generator=generator, dtype=p.dtype)
+    rejected = (uniform >= p[rows, proposals] / draft).nonzero()  # accept: u < min(1, p/q)
+    if rejected.numel() == 0:
+        return k, int(torch.multinomial(p[k], 1, generator=generator))
+    i = int(rejected[0])
+    residual = (p[i] - q[i]).clamp_min(0)
+    if float(residual.sum()) <= 0:  # p ≤ q everywhere means p = q: a rejection cannot happen
+        residual = p[i]
+    return i, int(torch.multinomial(residual / residual.sum(), 1, generator=generator))
 
 
-def _step(model: GPT, seq: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """Feed the tokens of ``seq`` the cache lacks; the logits ``(new, vocab)`` of those."""
-    return model(seq[:, cache.length :], cache=cache)[0]
+def _step(model: GPT, tokens: list[int], cache: KVCache) -> torch.Tensor:
+    """Feed the tokens the cache lacks; the logits ``(new, vocab)`` of those positions."""
+    return model(torch.tensor([tokens[cache.length :]]), cache=cache)[0]
+
+
+def _greedy_check(logits: torch.Tensor, proposals: list[int]) -> tuple[int, int]:
+    """:func:`verify_proposals` when both models are greedy: accept while the guess is the
+    target's argmax; the token after is the target's argmax there."""
+    best = logits.argmax(-1).tolist()
+    n = next((i for i, (x, y) in enumerate(zip(proposals, best, strict=False)) if x != y), None)
+    n = len(proposals) if n is None else n
+    return n, best[n]
 
 
 @torch.no_grad()
@@ -165,27 +176,30 @@ def speculative_generate(
     draft.eval()
     try:
         target_cache, draft_cache = target.new_cache(1, needed), draft.new_cache(1, needed)
-        seq, end = idx, idx.shape[1] + max_new_tokens
-        while seq.shape[1] < end:
-            start = seq.shape[1]
+        tokens, end = idx[0].tolist(), idx.shape[1] + max_new_tokens
+        while len(tokens) < end:
+            start = len(tokens)
             guesses = min(k, end - start - 1)  # the round's own token comes on top
-            proposals, q = [], []
+            q = []
             for _ in range(guesses):
-                dist = _probs(_step(draft, seq, draft_cache)[-1], temperature)
+                logits = _step(draft, tokens, draft_cache)[-1]
                 if temperature:
-                    proposals.append(int(torch.multinomial(dist, 1, generator=generator)))
+                    q.append(_probs(logits, temperature))
+                    tokens.append(int(torch.multinomial(q[-1], 1, generator=generator)))
                 else:
-                    proposals.append(int(dist.argmax()))
-                q.append(dist)
-                seq = torch.cat([seq, seq.new_tensor([[proposals[-1]]])], dim=1)
+                    tokens.append(int(logits.argmax()))
+            proposals = tokens[start:]
             stats.draft_steps += guesses
-            logits = _step(target, seq, target_cache)[-(guesses + 1) :]
-            p = _probs(logits, temperature)
-            if guesses:
+            logits = _step(target, tokens, target_cache)[-(guesses + 1) :]
+            if not temperature:
+                n, token = _greedy_check(logits, proposals)
+            elif guesses:
+                p = _probs(logits, temperature)
                 n, token = verify_proposals(p, torch.stack(q), torch.tensor(proposals), generator)
             else:
+                p = _probs(logits, temperature)
                 n, token = 0, int(torch.multinomial(p[0], 1, generator=generator))
-            seq = torch.cat([seq[:, : start + n], seq.new_tensor([[token]])], dim=1)
+            tokens[start + n :] = [token]
             target_cache.truncate(min(target_cache.length, start + n))
             draft_cache.truncate(min(draft_cache.length, start + n))
             stats.rounds += 1
@@ -195,7 +209,7 @@ def speculative_generate(
     finally:
         target.train(modes[0])
         draft.train(modes[1])
-    return seq, stats
+    return idx.new_tensor([tokens]), stats
 
 
 __all__ = ["SpeculativeStats", "speculative_generate", "verify_proposals"]
