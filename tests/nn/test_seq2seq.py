@@ -150,6 +150,10 @@ def _z(*shape):
         (lambda m: m(_z(2, 3), _z(2, 7)), "tgt: expected 1 to 6 tokens, got 7"),
         (lambda m: m(_z(2, 3), _z(2, 3), _z(2, 4)), r"targets: expected shape \(2, 3\)"),
         (lambda m: m.decode(torch.zeros(3, 4, 16), _z(2, 3)), r"memory: expected \(batch=2"),
+        (
+            lambda m: m.decode(torch.zeros(2, 4, 8), _z(2, 3)),
+            r"memory: expected .*, 16\), got \(2, 4, 8\)",
+        ),
         (lambda m: m.translate(_z(2, 3), 7, start=0), "length: expected at most tgt_context=6"),
         (lambda m: m.translate(_z(2, 3), 2, start=11), r"start: expected an id in \[0, 11\)"),
     ],

@@ -178,7 +178,7 @@ class EncoderDecoder(nn.Module):
         """Decoder input ids ``(batch, seq_tgt)`` reading ``memory`` → logits."""
         c = self.config
         self._check_ids("tgt", tgt, c.tgt_vocab_size, c.tgt_context)
-        if memory.dim() != 3 or memory.shape[0] != tgt.shape[0]:
+        if memory.dim() != 3 or memory.shape[0] != tgt.shape[0] or memory.shape[2] != c.d_model:
             raise ValueError(
                 f"memory: expected (batch={tgt.shape[0]}, seq_src, {c.d_model}), got "
                 f"{tuple(memory.shape)}"
@@ -216,7 +216,11 @@ class EncoderDecoder(nn.Module):
     @torch.no_grad()
     def translate(self, src: torch.Tensor, length: int, *, start: int) -> torch.Tensor:
         """Greedy decoding: ``length`` target ids per source ``(batch, length)``, each the most
-        likely next token given the source and the ids before it, after the ``start`` id."""
+        likely next token given the source and the ids before it, after the ``start`` id.
+
+        The source is encoded once; the decoder reruns over the target so far at each step (no
+        cache: cross attention's keys and values are the fixed memory, and targets here are a
+        few tokens long)."""
         check_length("length", length)
         if length > self.config.tgt_context:
             raise ValueError(
