@@ -96,27 +96,34 @@ def test_deep_graphs_do_not_recurse():
     assert np.allclose(x.grad, 1.0001**5000)
 
 
-def _torch_run(module, x, dout):
-    x = torch.tensor(x, requires_grad=True)
-    out = module(x)
-    (out * torch.tensor(dout)).sum().backward()
-    return out.detach().numpy(), x.grad.numpy()
+def _assert_same_as_torch(module, torch_forward, numpy_forward, names, shape):
+    """Output, input gradient and every parameter gradient of ``numpy_forward`` (the NumPy
+    autograd on ``module``'s weights) against torch's autograd on ``module``, to 1e-12."""
+    x, dout = RNG.standard_normal(shape), RNG.standard_normal(shape)
+    x_torch = torch.tensor(x, requires_grad=True)
+    expected = torch_forward(x_torch)
+    (expected * torch.tensor(dout)).sum().backward()
+    params, X = parameters(module.state_dict()), Tensor(x)
+    assert sorted(params) == sorted(names)
+    out = numpy_forward(X, params)
+    out.backward(dout)
+    assert np.abs(out.data - expected.detach().numpy()).max() < 1e-12
+    assert np.abs(X.grad - x_torch.grad.numpy()).max() < 1e-12
+    for name, p in module.named_parameters():
+        assert np.abs(params[name].grad - p.grad.numpy()).max() < 1e-12, name
 
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_multi_head_attention_against_torch_autograd(causal):
     torch.manual_seed(1)
     module = MultiHeadAttention(12, 3).double()
-    x, dout = RNG.standard_normal((2, 5, 12)), RNG.standard_normal((2, 5, 12))
-    expected, expected_dx = _torch_run(lambda t: module(t, is_causal=causal), x, dout)
-    params, X = parameters(module.state_dict()), Tensor(x)
-    assert sorted(params) == sorted(MHA_NAMES)
-    out = multi_head_attention(X, params, 3, causal=causal)
-    out.backward(dout)
-    assert np.abs(out.data - expected).max() < 1e-12
-    assert np.abs(X.grad - expected_dx).max() < 1e-12
-    for name, p in module.named_parameters():
-        assert np.abs(params[name].grad - p.grad.numpy()).max() < 1e-12, name
+    _assert_same_as_torch(
+        module,
+        lambda x: module(x, is_causal=causal),
+        lambda x, params: multi_head_attention(x, params, 3, causal=causal),
+        MHA_NAMES,
+        (2, 5, 12),
+    )
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -127,16 +134,13 @@ def test_pre_ln_block_against_torch_autograd(causal):
         for name, p in module.named_parameters():
             if name.startswith("norm"):
                 p.add_(torch.randn_like(p) * 0.3)
-    x, dout = RNG.standard_normal((2, 6, 16)), RNG.standard_normal((2, 6, 16))
-    expected, expected_dx = _torch_run(module, x, dout)
-    params, X = parameters(module.state_dict()), Tensor(x)
-    assert sorted(params) == sorted(BLOCK_NAMES)
-    out = pre_ln_block(X, params, 4, causal=causal)
-    out.backward(dout)
-    assert np.abs(out.data - expected).max() < 1e-12
-    assert np.abs(X.grad - expected_dx).max() < 1e-12
-    for name, p in module.named_parameters():
-        assert np.abs(params[name].grad - p.grad.numpy()).max() < 1e-12, name
+    _assert_same_as_torch(
+        module,
+        module,
+        lambda x, params: pre_ln_block(x, params, 4, causal=causal),
+        BLOCK_NAMES,
+        (2, 6, 16),
+    )
 
 
 def test_errors_name_the_argument():
