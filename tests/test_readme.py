@@ -58,8 +58,8 @@ def test_attnlab_commands_in_the_readme(capsys, tmp_path, monkeypatch):
         assert main(shlex.split(command)[1:]) == 0, command
     out = capsys.readouterr().out
     assert "0.8600" in out and "2.7586" in out and "[1.0000  4.0000  3.0000]" in out
-    assert out.count("ROMEO:") == 1  # generate printed its continuation
-    for run in ("shakespeare", "shakespeare-2proc"):
+    assert out.count("ROMEO:") == 2  # each generate printed its continuation
+    for run in ("shakespeare", "shakespeare-2proc", "draft"):
         assert (tmp_path / "out" / run / "checkpoint" / "checkpoint.json").exists()
 
 
