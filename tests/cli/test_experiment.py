@@ -21,6 +21,7 @@ NAMES = [
     "sinusoidal-offset",
     "rope-relative",
     "prenorm-vs-postnorm",
+    "mlm-sentiment",
     "favor-error",
     "linear-timing",
     "positions",

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from attnlab.nn import EncoderDecoder, EncoderDecoderConfig
-from helpers import max_abs
+from helpers import copy_attention, copy_norm_ffn, max_abs
 
 CONFIG = dict(src_vocab_size=13, tgt_vocab_size=11, src_context=9, tgt_context=6, d_model=16)
 
@@ -20,25 +20,6 @@ def _ids(vocab, batch, seq, seed):
     return torch.randint(vocab, (batch, seq), generator=torch.Generator().manual_seed(seed))
 
 
-def _copy_attention(ours, theirs: nn.MultiheadAttention) -> None:
-    theirs.in_proj_weight.copy_(
-        torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight])
-    )
-    theirs.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
-    theirs.out_proj.weight.copy_(ours.out_proj.weight)
-    theirs.out_proj.bias.copy_(ours.out_proj.bias)
-
-
-def _copy_norm_ffn(ours, theirs, norms) -> None:
-    for mine, torchs in norms:
-        torchs.weight.copy_(mine.weight)
-        torchs.bias.copy_(mine.bias)
-    theirs.linear1.weight.copy_(ours.ffn.up.weight)
-    theirs.linear1.bias.copy_(ours.ffn.up.bias)
-    theirs.linear2.weight.copy_(ours.ffn.down.weight)
-    theirs.linear2.bias.copy_(ours.ffn.down.bias)
-
-
 def _torch_transformer(model: EncoderDecoder) -> nn.Transformer:
     """torch's own encoder–decoder (pre-norm, GELU, no dropout) carrying our weights."""
     c = model.config
@@ -48,17 +29,17 @@ def _torch_transformer(model: EncoderDecoder) -> nn.Transformer:
     ).double().eval()  # fmt: skip
     with torch.no_grad():
         for ours, theirs in zip(model.encoder, reference.encoder.layers, strict=True):
-            _copy_attention(ours.attn, theirs.self_attn)
-            _copy_norm_ffn(ours, theirs, [(ours.norm1, theirs.norm1), (ours.norm2, theirs.norm2)])
+            copy_attention(ours.attn, theirs.self_attn)
+            copy_norm_ffn(ours, theirs, [(ours.norm1, theirs.norm1), (ours.norm2, theirs.norm2)])
         for ours, theirs in zip(model.decoder, reference.decoder.layers, strict=True):
-            _copy_attention(ours.self_attn, theirs.self_attn)
-            _copy_attention(ours.cross_attn, theirs.multihead_attn)
+            copy_attention(ours.self_attn, theirs.self_attn)
+            copy_attention(ours.cross_attn, theirs.multihead_attn)
             norms = [
                 (ours.norm1, theirs.norm1),
                 (ours.norm2, theirs.norm2),
                 (ours.norm3, theirs.norm3),
             ]
-            _copy_norm_ffn(ours, theirs, norms)
+            copy_norm_ffn(ours, theirs, norms)
         for mine, torchs in [(model.encoder_norm, reference.encoder.norm),
                              (model.decoder_norm, reference.decoder.norm)]:  # fmt: skip
             torchs.weight.copy_(mine.weight)

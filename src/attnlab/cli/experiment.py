@@ -156,6 +156,17 @@ def cell(value) -> str:
     return str(value)
 
 
+def _brief(value, limit: int = 32) -> str:
+    """A detail as text; a long flat list shows its first values and its length (``--json``
+    prints it whole)."""
+    if isinstance(value, list | tuple) and len(value) > limit and not any(
+        isinstance(v, list | tuple | dict) for v in value
+    ):
+        head = ", ".join(cell(v) for v in value[:8])
+        return f"[{head}, … ({len(value)} values; --json has them all)]"
+    return cell(value)
+
+
 def _print(result: ExperimentResult) -> None:
     console = Console(width=max(Console().width, 120))
     table = Table(title=f"{result.name}: {result.title}", title_justify="left")
@@ -174,9 +185,9 @@ def _print(result: ExperimentResult) -> None:
         if isinstance(value, dict):
             console.print(f"{key}:")
             for name, text in value.items():
-                console.print(f"  {name}: {cell(text)}", highlight=False, markup=False)
+                console.print(f"  {name}: {_brief(text)}", highlight=False, markup=False)
         else:
-            console.print(f"{key}: {cell(value)}", highlight=False, markup=False)
+            console.print(f"{key}: {_brief(value)}", highlight=False, markup=False)
     console.print(f"answers {result.question}", highlight=False, markup=False)
 
 

@@ -33,3 +33,46 @@ def random_batch(
     x = ids[starts[:, None] + offsets]  # (batch, context)
     y = ids[starts[:, None] + offsets + 1]
     return x, y
+
+
+IGNORE = -100  # the target of a position no loss is taken at (torch's cross_entropy default)
+
+
+def mask_tokens(
+    ids: torch.Tensor,
+    maskable: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    mask_id: int,
+    vocab_size: int,
+    rate: float = 0.15,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked-LM inputs and targets (BERT: Devlin et al., 2019, Section 3.1).
+
+    Each position where ``maskable`` is True is chosen with probability ``rate`` (and every row
+    gets at least one); a chosen token becomes ``mask_id`` 80% of the time, a random token 10%,
+    and stays 10%. Targets hold the original id at chosen positions and :data:`IGNORE`
+    elsewhere.
+
+    Returns:
+        ``(inputs, targets)``, both shaped like ``ids``.
+    """
+    if ids.shape != maskable.shape or maskable.dtype != torch.bool:
+        raise ValueError(
+            f"maskable: expected a bool tensor of shape {tuple(ids.shape)} like ids, got "
+            f"{maskable.dtype} {tuple(maskable.shape)}"
+        )
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"rate: expected a number in (0, 1), got {rate!r}")
+    if not bool(maskable.any(dim=-1).all()):
+        raise ValueError("maskable: every row needs at least one position that may be masked")
+    scores = torch.rand(ids.shape, generator=generator)
+    chosen = maskable & (scores < rate)
+    first = torch.where(maskable, scores, 2.0).argmin(dim=-1, keepdim=True)
+    chosen.scatter_(-1, first, True)  # the row's lowest score: at least one per row
+    kind = torch.rand(ids.shape, generator=generator)
+    randoms = torch.randint(vocab_size, ids.shape, generator=generator)
+    inputs = torch.where(chosen & (kind < 0.8), mask_id, ids)
+    inputs = torch.where(chosen & (kind >= 0.8) & (kind < 0.9), randoms, inputs)
+    targets = torch.where(chosen, ids, IGNORE)
+    return inputs, targets

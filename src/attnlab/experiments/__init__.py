@@ -20,6 +20,7 @@ from . import (  # noqa: F401
     sinusoidal_offset,
     rope_relative,
     norms,
+    mlm_sentiment,
     linear_attention,
     model_comparisons,
 )

@@ -3,6 +3,7 @@
 from .attention import MultiHeadAttention
 from .blocks import Block, FeedForward, RMSNorm
 from .cache import KVCache, LayerKVCache, LayerLinearState, LinearStateCache
+from .encoder import Encoder, EncoderConfig
 from .gpt import GPT, GPTConfig
 from .positions import (
     ALiBi,
@@ -19,6 +20,8 @@ __all__ = [
     "ALiBi",
     "Block",
     "CrossAttentionBlock",
+    "Encoder",
+    "EncoderConfig",
     "EncoderDecoder",
     "EncoderDecoderConfig",
     "FeedForward",

@@ -113,11 +113,19 @@ class Block(nn.Module):
         *,
         cache: LayerKVCache | None = None,
         need_weights: bool = False,
+        attn_mask: torch.Tensor | None = None,
     ):
-        """``x`` ``(batch, seq, d_model)`` → same shape (and the attention weights if asked)."""
+        """``x`` ``(batch, seq, d_model)`` → same shape (and the attention weights if asked).
+
+        ``attn_mask`` (bool, True = may attend, or additive) goes to the attention as is: for
+        padded batches, ``(batch, 1, 1, seq)`` hides the padding from every query."""
         attn_input = self.norm1(x) if self.norm == "pre" else x
         attended = self.attn(
-            attn_input, is_causal=self.causal, cache=cache, need_weights=need_weights
+            attn_input,
+            is_causal=self.causal,
+            cache=cache,
+            need_weights=need_weights,
+            attn_mask=attn_mask,
         )
         attended, weights = attended if need_weights else (attended, None)
         if self.norm == "pre":
