@@ -159,8 +159,10 @@ def cell(value) -> str:
 def _brief(value, limit: int = 32) -> str:
     """A detail as text; a long flat list shows its first values and its length (``--json``
     prints it whole)."""
-    if isinstance(value, list | tuple) and len(value) > limit and not any(
-        isinstance(v, list | tuple | dict) for v in value
+    if (
+        isinstance(value, list | tuple)
+        and len(value) > limit
+        and not any(isinstance(v, list | tuple | dict) for v in value)
     ):
         head = ", ".join(cell(v) for v in value[:8])
         return f"[{head}, … ({len(value)} values; --json has them all)]"
