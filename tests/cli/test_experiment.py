@@ -88,6 +88,16 @@ def test_details_with_words_print_as_written(capsys):
     assert len(words) == 7 and words[0] in ("the", "a") and "seed 000 Ex 6" in out
 
 
+def test_long_details_print_briefly_and_json_whole(capsys):
+    args = ["experiment", "mlm-sentiment", "--pretrain-steps", "40", "--finetune-steps", "35"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "(40 values; --json has them all)" in out and "(35 values;" in out
+    assert main([*args, "--json"]) == 0
+    curves = json.loads(capsys.readouterr().out)["details"]["curves"]
+    assert len(curves["pretrain"]) == 40 and len(curves["scratch"]) == 35
+
+
 def test_plot_writes_a_png_that_reads_back(capsys, tmp_path):
     path = tmp_path / "figure.png"
     assert main(["experiment", "sinusoidal-offset", "--plot", str(path), "--json"]) == 0
