@@ -78,8 +78,8 @@ def test_heads():
 @pytest.mark.parametrize(
     ("call", "error", "words"),
     [
-        (lambda m: m(torch.zeros(2, 3)), ValueError, "ids: expected int64 ids"),
-        (lambda m: m(torch.zeros(2, 9, dtype=torch.long)), ValueError, "expected 1 to 8 tokens"),
+        (lambda m: m(torch.zeros(2, 3)), TypeError, "ids: expected a torch.long tensor"),
+        (lambda m: m(torch.zeros(2, 9, dtype=torch.long)), ValueError, "ids: 9 tokens exceed"),
         (lambda m: m(torch.full((2, 3), 11)), ValueError, r"ids: expected ids in \[0, 11\)"),
         (lambda m: m(torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3)), TypeError,
          "mask: expected a bool tensor"),

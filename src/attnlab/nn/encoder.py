@@ -10,15 +10,13 @@ tied to the token embeddings; fine-tuning classifies from the final state of the
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from attnlab.functional.validation import check_length
-
 from .blocks import Block, make_norm
+from .common import check_sizes, check_token_ids, init_weights
 from .positions import LearnedPositions
 
 
@@ -36,16 +34,7 @@ class EncoderConfig:
     dropout: float = 0.0
 
     def __post_init__(self):
-        for name in ("vocab_size", "context", "n_layers", "d_model", "n_heads", "n_classes"):
-            check_length(name, getattr(self, name))
-        if self.d_model % self.n_heads:
-            raise ValueError(
-                f"n_heads: expected a divisor of d_model={self.d_model}, got {self.n_heads}"
-            )
-        if self.d_ff is not None:
-            check_length("d_ff", self.d_ff)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
+        check_sizes(self, ("vocab_size", "context", "n_layers", "d_model", "n_heads", "n_classes"))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,27 +65,10 @@ class Encoder(nn.Module):
         self.mlm_bias = nn.Parameter(torch.zeros(c.vocab_size))  # decoder tied to the embedding
         self.classifier = nn.Linear(c.d_model, c.n_classes)
         self.dropout = nn.Dropout(c.dropout)
-        for module in self.modules():
-            if isinstance(module, nn.Linear | nn.Embedding):
-                nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
-        for name, p in self.named_parameters():
-            if name.endswith(("out_proj.weight", "ffn.down.weight")):
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * c.n_layers))
+        init_weights(self, c.n_layers)
 
     def _check(self, ids, mask) -> None:
-        c = self.config
-        if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype != torch.long:
-            got = f"{ids.dtype} {tuple(ids.shape)}" if isinstance(ids, torch.Tensor) else ids
-            raise ValueError(f"ids: expected int64 ids of shape (batch, seq), got {got}")
-        if not 1 <= ids.shape[1] <= c.context:
-            raise ValueError(f"ids: expected 1 to {c.context} tokens, got {ids.shape[1]}")
-        if int(ids.min()) < 0 or int(ids.max()) >= c.vocab_size:
-            raise ValueError(
-                f"ids: expected ids in [0, {c.vocab_size}), got values in "
-                f"[{int(ids.min())}, {int(ids.max())}]"
-            )
+        check_token_ids("ids", ids, self.config.vocab_size, self.config.context)
         if mask is not None:
             if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
                 raise TypeError("mask: expected a bool tensor (True = a token, False = padding)")

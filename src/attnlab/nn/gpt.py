@@ -6,7 +6,6 @@ forward over a single position that attends to the cached keys and values.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -17,6 +16,7 @@ from attnlab.functional.validation import check_length
 
 from .blocks import FFN_KINDS, NORM_KINDS, NORM_POSITIONS, Block, make_norm
 from .cache import KVCache, LinearStateCache
+from .common import check_token_ids, init_weights
 from .positions import LearnedPositions, SinusoidalPositions
 
 GPT_POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
@@ -98,23 +98,9 @@ class GPT(nn.Module):
         # Post-norm blocks end in a norm already; pre-norm needs one before the head (GPT-2).
         self.final_norm = make_norm(c.norm_kind, c.d_model, c.bias) if c.norm == "pre" else None
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():
-            if name.endswith(("out_proj.weight", "ffn.down.weight")):
-                # GPT-2: scale residual projections by 1/√(2L) so the residual stream's variance
-                # does not grow with depth.
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * c.n_layers))
+        init_weights(self, c.n_layers)
         if c.tie_embeddings:
             self.lm_head.weight = self.token_embedding.weight
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=0.02)
 
     @property
     def head_dim(self) -> int:
@@ -141,23 +127,7 @@ class GPT(nn.Module):
         )
 
     def _check_ids(self, idx, offset: int) -> None:
-        if not isinstance(idx, torch.Tensor) or idx.dtype != torch.long:
-            kind = idx.dtype if isinstance(idx, torch.Tensor) else type(idx).__name__
-            raise TypeError(f"idx: expected a torch.long tensor of token ids, got {kind}")
-        if idx.dim() != 2 or idx.shape[1] == 0:
-            raise ValueError(
-                f"idx: expected shape (batch, seq) with seq ≥ 1, got {tuple(idx.shape)}"
-            )
-        if offset + idx.shape[1] > self.config.context:
-            raise ValueError(
-                f"idx: {offset} cached + {idx.shape[1]} new tokens exceed the context "
-                f"{self.config.context}"
-            )
-        low, high = int(idx.min()), int(idx.max())
-        if low < 0 or high >= self.config.vocab_size:
-            raise ValueError(
-                f"idx: expected ids in [0, {self.config.vocab_size}), got values in [{low}, {high}]"
-            )
+        check_token_ids("idx", idx, self.config.vocab_size, self.config.context, offset=offset)
 
     def forward(
         self,

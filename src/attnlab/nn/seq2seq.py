@@ -11,7 +11,6 @@ Sources in one batch share a length (no padding masks).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -22,6 +21,7 @@ from attnlab.functional.validation import check_length
 
 from .attention import MultiHeadAttention
 from .blocks import Block, FeedForward, make_norm
+from .common import check_sizes, check_token_ids, init_weights
 from .positions import LearnedPositions
 
 
@@ -45,24 +45,14 @@ class EncoderDecoderConfig:
     bias: bool = True
 
     def __post_init__(self):
-        for name in ("src_vocab_size", "tgt_vocab_size", "src_context", "tgt_context"):
-            check_length(name, getattr(self, name))
+        lengths = ("src_vocab_size", "tgt_vocab_size", "src_context", "tgt_context", "d_model")
+        check_sizes(self, (*lengths, "n_heads"))
         for name in ("n_encoder_layers", "n_decoder_layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name}: expected a whole number ≥ 0, got {value!r}")
         if self.n_decoder_layers == 0:
             raise ValueError("n_decoder_layers: expected ≥ 1 (cross attention lives there), got 0")
-        check_length("d_model", self.d_model)
-        check_length("n_heads", self.n_heads)
-        if self.d_model % self.n_heads:
-            raise ValueError(
-                f"n_heads: expected a divisor of d_model={self.d_model}, got {self.n_heads}"
-            )
-        if self.d_ff is not None:
-            check_length("d_ff", self.d_ff)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,39 +121,14 @@ class EncoderDecoder(nn.Module):
         self.decoder_norm = make_norm("layernorm", c.d_model, c.bias)
         self.head = nn.Linear(c.d_model, c.tgt_vocab_size, bias=False)
         self.dropout = nn.Dropout(c.dropout)
-        for module in self.modules():
-            if isinstance(module, nn.Linear | nn.Embedding):
-                nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
-        depth = c.n_encoder_layers + 2 * c.n_decoder_layers  # residual branches with out_proj
-        for name, p in self.named_parameters():
-            if name.endswith(("out_proj.weight", "ffn.down.weight")):
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * depth))
-
-    @staticmethod
-    def _check_ids(name: str, ids, vocab_size: int, context: int) -> None:
-        if not isinstance(ids, torch.Tensor):
-            raise TypeError(
-                f"{name}: expected a torch.Tensor of token ids, got {type(ids).__name__}"
-            )
-        if ids.dim() != 2 or ids.dtype != torch.long:
-            raise ValueError(
-                f"{name}: expected int64 ids of shape (batch, seq), got {ids.dtype} "
-                f"{tuple(ids.shape)}"
-            )
-        if not 1 <= ids.shape[1] <= context:
-            raise ValueError(f"{name}: expected 1 to {context} tokens, got {ids.shape[1]}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
-            raise ValueError(
-                f"{name}: expected ids in [0, {vocab_size}), got values in "
-                f"[{int(ids.min())}, {int(ids.max())}]"
-            )
+        # residual branches that end in out_proj or ffn.down: 2 per encoder block, 3 per decoder
+        # block; init_weights scales by 1/√(2·L) with L = n_encoder_layers + 2·n_decoder_layers
+        init_weights(self, c.n_encoder_layers + 2 * c.n_decoder_layers)
 
     def encode(self, src: torch.Tensor, *, patterns: dict | None = None) -> torch.Tensor:
         """Source ids ``(batch, seq_src)`` → the memory ``(batch, seq_src, d_model)``."""
         c = self.config
-        self._check_ids("src", src, c.src_vocab_size, c.src_context)
+        check_token_ids("src", src, c.src_vocab_size, c.src_context)
         x = self.dropout(self.src_embedding(src) + self.src_positions(src.shape[1]))
         for i, block in enumerate(self.encoder):
             if patterns is None:
@@ -177,7 +142,7 @@ class EncoderDecoder(nn.Module):
     ) -> torch.Tensor:
         """Decoder input ids ``(batch, seq_tgt)`` reading ``memory`` → logits."""
         c = self.config
-        self._check_ids("tgt", tgt, c.tgt_vocab_size, c.tgt_context)
+        check_token_ids("tgt", tgt, c.tgt_vocab_size, c.tgt_context)
         if memory.dim() != 3 or memory.shape[0] != tgt.shape[0] or memory.shape[2] != c.d_model:
             raise ValueError(
                 f"memory: expected (batch={tgt.shape[0]}, seq_src, {c.d_model}), got "
