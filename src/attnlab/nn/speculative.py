@@ -55,9 +55,7 @@ class SpeculativeStats:
 
 
 def _probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Next-token distributions ``(..., vocab)``; one-hot at the argmax when greedy."""
-    if temperature == 0:
-        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    """Next-token distributions ``(..., vocab)`` at ``temperature`` > 0."""
     return torch.softmax(logits / temperature, dim=-1)
 
 
@@ -107,7 +105,8 @@ def verify_proposals(
 
 def _step(model: GPT, tokens: list[int], cache: KVCache) -> torch.Tensor:
     """Feed the tokens the cache lacks; the logits ``(new, vocab)`` of those positions."""
-    return model(torch.tensor([tokens[cache.length :]]), cache=cache)[0]
+    new = torch.tensor([tokens[cache.length :]], device=model.token_embedding.weight.device)
+    return model(new, cache=cache)[0]
 
 
 def _greedy_check(logits: torch.Tensor, proposals: list[int]) -> tuple[int, int]:
@@ -194,11 +193,11 @@ def speculative_generate(
             if not temperature:
                 n, token = _greedy_check(logits, proposals)
             elif guesses:
-                p = _probs(logits, temperature)
-                n, token = verify_proposals(p, torch.stack(q), torch.tensor(proposals), generator)
-            else:
-                p = _probs(logits, temperature)
-                n, token = 0, int(torch.multinomial(p[0], 1, generator=generator))
+                p, guessed = _probs(logits, temperature), torch.tensor(proposals)
+                n, token = verify_proposals(p, torch.stack(q), guessed, generator)
+            else:  # the last token: nothing to verify
+                p = _probs(logits[0], temperature)
+                n, token = 0, int(torch.multinomial(p, 1, generator=generator))
             tokens[start + n :] = [token]
             target_cache.truncate(min(target_cache.length, start + n))
             draft_cache.truncate(min(draft_cache.length, start + n))
