@@ -121,8 +121,8 @@ class EncoderDecoder(nn.Module):
         self.decoder_norm = make_norm("layernorm", c.d_model, c.bias)
         self.head = nn.Linear(c.d_model, c.tgt_vocab_size, bias=False)
         self.dropout = nn.Dropout(c.dropout)
-        # residual branches that end in out_proj or ffn.down: 2 per encoder block, 3 per decoder
-        # block; init_weights scales by 1/√(2·L) with L = n_encoder_layers + 2·n_decoder_layers
+        # GPT-2 scales the residual projections by 1/√(2·L) for L blocks of two branches each;
+        # a decoder block has three (self, cross, feed-forward) and counts as two blocks here
         init_weights(self, c.n_encoder_layers + 2 * c.n_decoder_layers)
 
     def encode(self, src: torch.Tensor, *, patterns: dict | None = None) -> torch.Tensor:
